@@ -1,0 +1,200 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from uwav.errors import UwavError
+from uwav.models import HAN, Generator, GeneratorConfig, HANConfig, padding_attention_mask
+
+SMALL_GEN = GeneratorConfig(audio_dim=6, visual_dim=10, hidden=16, layers=2, heads=4, ff=32, dropout=0.3)
+SMALL_HAN = HANConfig(audio_dim=6, visual_dim=10, d_model=16, layers=2, heads=4, ff=32, num_classes=5)
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def gen_inputs(b: int = 2, t: int = 7, c: int = 5, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(b, t, SMALL_GEN.audio_dim, generator=g),
+        torch.randn(b, t, SMALL_GEN.visual_dim, generator=g),
+        torch.randn(c, SMALL_GEN.audio_dim, generator=g),
+        torch.randn(c, SMALL_GEN.visual_dim, generator=g),
+    )
+
+
+def test_generator_param_count_matches_method():
+    assert n_params(Generator()) == 92_985_856
+
+
+def test_han_param_count_paper_config():
+    # method §9.1: 23,023,691 including 2,048 parameters of two unused final norms we do not create.
+    assert n_params(HAN(HANConfig())) == 23_023_691 - 2_048
+
+
+def test_han_linear_audio_projection_is_single_linear():
+    mlp, lin = HAN(HANConfig(audio_projection="mlp")), HAN(HANConfig(audio_projection="linear"))
+    assert n_params(mlp) - n_params(lin) == (128 * 1024 + 1024 + 1024 * 512 + 512) - (128 * 512 + 512)
+    with pytest.raises(UwavError):
+        HAN(HANConfig(audio_projection="conv"))
+
+
+def test_padding_mask_blocks_query_or_key_padding():
+    valid = torch.tensor([[True, True, False], [True, True, True]])
+    mask = padding_attention_mask(valid, heads=2)
+    assert mask.shape == (4, 3, 3)
+    assert torch.all(mask[2:] == 0)  # second video: no padding
+    expected = torch.tensor([[0, 0, 1], [0, 0, 1], [1, 1, 1]], dtype=torch.bool)
+    for row in (0, 1):  # both heads of the first video
+        assert torch.equal(mask[row] < 0, expected)
+    assert mask.min() == -1e10
+    half = padding_attention_mask(valid, heads=2, dtype=torch.float16)
+    assert half.dtype == torch.float16 and torch.isfinite(half).all() and torch.equal(half < 0, mask < 0)
+
+
+def test_generator_shapes_and_label_space_swap():
+    torch.manual_seed(0)
+    gen = Generator(SMALL_GEN).eval()
+    clap, clip, ta, tv = gen_inputs(c=5)
+    z_a, z_v = gen(clap, clip, ta, tv)
+    assert z_a.shape == z_v.shape == (2, 7, 5)
+    # Same network, another label space: only the text embeddings change.
+    z_a100, _ = gen(clap, clip, torch.randn(100, 6), torch.randn(100, 10))
+    assert z_a100.shape == (2, 7, 100)
+
+
+def test_generator_logits_are_scaled_inner_product_with_normalised_text():
+    torch.manual_seed(0)
+    gen = Generator(SMALL_GEN).eval()
+    clap, clip, ta, tv = gen_inputs()
+    with torch.no_grad():
+        z_a, z_v = gen(clap, clip, ta, tv)
+        h_a = gen.audio.features(clap)
+        h_v = gen.visual.features(clip)
+        # Text rows are L2-normalised, so rescaling them does not change the logits; h is not normalised.
+        z_a_scaled, _ = gen(clap, clip, ta * 7.0, tv)
+    e_a = ta / ta.norm(dim=-1, keepdim=True)
+    e_v = tv / tv.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(z_a, 3.2912 * h_a @ e_a.T)
+    torch.testing.assert_close(z_v, 4.6052 * h_v @ e_v.T)
+    torch.testing.assert_close(z_a_scaled, z_a)
+    assert h_a.shape == (2, 7, 6) and h_v.shape == (2, 7, 10)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_generator_padding_does_not_change_valid_outputs(grad):
+    torch.manual_seed(0)
+    gen = Generator(SMALL_GEN).eval()
+    clap, clip, ta, tv = gen_inputs(b=1, t=7)
+    g = torch.Generator().manual_seed(1)
+    # A second video of full length 12 in the same batch; the first is padded from 7 to 12 with junk.
+    clap_pad = torch.randn(2, 12, 6, generator=g) * 100
+    clip_pad = torch.randn(2, 12, 10, generator=g) * 100
+    clap_pad[0, :7], clip_pad[0, :7] = clap[0], clip[0]
+    valid = torch.ones(2, 12, dtype=torch.bool)
+    valid[0, 7:] = False
+    with torch.set_grad_enabled(grad):
+        ref_a, ref_v = gen(clap, clip, ta, tv)
+        pad_a, pad_v = gen(clap_pad, clip_pad, ta, tv, valid=valid)
+        full_a, _ = gen(clap_pad[1:], clip_pad[1:], ta, tv)
+    torch.testing.assert_close(pad_a[0, :7], ref_a[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pad_v[0, :7], ref_v[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pad_a[1], full_a[0], atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(pad_a).all() and torch.isfinite(pad_v).all()
+
+
+def test_generator_padding_gradients_are_finite():
+    torch.manual_seed(0)
+    gen = Generator(SMALL_GEN).train()
+    clap, clip, ta, tv = gen_inputs(b=2, t=6)
+    valid = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
+    z_a, z_v = gen(clap, clip, ta, tv, valid=valid)
+    (z_a[valid].sum() + z_v[valid].sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in gen.parameters() if p.grad is not None)
+
+
+def test_generator_is_deterministic_under_seed():
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        gen = Generator(SMALL_GEN).train()  # dropout active, drawn from the seeded global RNG
+        clap, clip, ta, tv = gen_inputs()
+        outs.append(gen(clap, clip, ta, tv)[0])
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+
+
+def han_inputs(b: int = 3, t: int = 10, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, t, SMALL_HAN.audio_dim, generator=g), torch.randn(
+        b, t, SMALL_HAN.visual_dim, generator=g
+    )
+
+
+def test_han_shapes_and_video_prob_range():
+    torch.manual_seed(0)
+    han = HAN(SMALL_HAN).eval()
+    audio, visual = han_inputs()
+    out = han(audio, visual)
+    assert out.video_prob.shape == (3, 5)
+    assert out.seg_logits_a.shape == out.seg_logits_v.shape == (3, 10, 5)
+    assert out.feats_a.shape == out.feats_v.shape == (3, 10, 16)
+    assert torch.all(out.video_prob > 0) and torch.all(out.video_prob < 2)
+    torch.testing.assert_close(han.classify(out.feats_a), out.seg_logits_a)
+
+
+def test_han_mmil_pooling_matches_formula():
+    torch.manual_seed(0)
+    han = HAN(SMALL_HAN).eval()
+    audio, visual = han_inputs(b=2)
+    with torch.no_grad():
+        out = han(audio, visual)
+        feats = {"a": out.feats_a, "v": out.feats_v}
+        expected = torch.zeros(2, 5)
+        for b in range(2):
+            for c in range(5):
+                frame = {m: torch.softmax(han.fc_frame_att(f[b])[:, c], dim=0) for m, f in feats.items()}
+                mod = torch.softmax(
+                    torch.stack([han.fc_av_att(feats["a"][b])[:, c], han.fc_av_att(feats["v"][b])[:, c]]),
+                    dim=0,
+                )
+                for i, m in enumerate("av"):
+                    prob = torch.sigmoid(han.fc_prob(feats[m][b])[:, c])
+                    expected[b, c] += (mod[i] * frame[m] * prob).sum()
+    torch.testing.assert_close(out.video_prob, expected)
+
+
+def test_han_sequential_update_with_shared_layers():
+    torch.manual_seed(0)
+    han = HAN(SMALL_HAN).eval()
+    audio, visual = han_inputs(b=2)
+    with torch.no_grad():
+        out = han(audio, visual)
+        a, v = han.audio_proj(audio), han.visual_proj(visual)
+        for layer in han.layers:
+            a = layer(a, v)
+            v = layer(v, a)  # visual reads the updated audio, same layer weights
+    torch.testing.assert_close(out.feats_a, a, rtol=0, atol=0)
+    torch.testing.assert_close(out.feats_v, v, rtol=0, atol=0)
+
+
+def test_han_layer_formula():
+    torch.manual_seed(0)
+    layer = HAN(SMALL_HAN).eval().layers[0]
+    g = torch.Generator().manual_seed(3)
+    q, k = torch.randn(2, 4, 16, generator=g), torch.randn(2, 4, 16, generator=g)
+    with torch.no_grad():
+        cross = layer.cross_attn(q, k, k)[0]
+        own = layer.self_attn(q, q, q)[0]
+        z = F.layer_norm(q + cross + own, (16,), layer.norm1.weight, layer.norm1.bias)
+        ffn = layer.linear2(torch.relu(layer.linear1(z)))
+        expected = F.layer_norm(z + ffn, (16,), layer.norm2.weight, layer.norm2.bias)
+        torch.testing.assert_close(layer(q, k), expected)
+
+
+def test_han_is_deterministic_under_seed():
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        han = HAN(SMALL_HAN).train()
+        outs.append(han(*han_inputs()).video_prob)
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)

@@ -1,0 +1,359 @@
+"""Typed configuration from YAML, validated before anything runs.
+
+One YAML file describes a whole pipeline for one dataset (see configs/): where the data and the
+artefacts live, the generator and its pre-training, the pseudo-label knobs, the HAN parser, the losses
+and the optimiser. Each command reads the sections it needs. Sweeps address fields by dotted keys
+(`loss.W`, `pseudo.offset_audio`) and get the same validation.
+
+Where the UWAV paper and its official code differ (method.md §13) the default is the code's value and
+the field's `doc` names the paper's value.
+
+Errors name the file, the dotted key, what was found and what is allowed, on one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from uwav.errors import UwavError
+
+
+def _f(default, doc: str = "", *, choices: tuple | None = None, lo: float | None = None,
+       hi: float | None = None, lo_open: bool = False):
+    """A config field with its documentation and allowed values (checked by `_check_value`)."""
+    return field(default=default, metadata={"doc": doc, "choices": choices, "lo": lo, "hi": hi,
+                                            "lo_open": lo_open})
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    annotations: str = _f("", "folder with the LLP CSVs (AVVP_*.csv)")
+    features: str = _f("", "root of the parser's input features, in the layout below")
+    layout: str = _f("han", "parser input: han (VGGish + ResNet-152 + R(2+1)D) or uwav (CLAP + CLIP, "
+                     "the paper's Table A6 variant)", choices=("han", "uwav"))
+    generator_features: str = _f("", "UWAV-layout LLP root (feats_CLIP/, feats_CLAP/) the generator "
+                                 "reads; empty = `features`")
+    eval_audio: str = _f("", "dense audio GT file; empty = <annotations>/AVVP_eval_audio.csv (HEAD). "
+                         "Use legacy/AVVP_eval_audio.csv to compare with pre-2024 numbers")
+    eval_visual: str = _f("", "dense visual GT file; empty = <annotations>/AVVP_eval_visual.csv")
+    unav_features: str = _f("", "UWAV-layout UnAV-100 root for generator pre-training")
+    unav_annotations: str = _f("", "UnAV-100 annotation JSON")
+    out: str = _f("runs/uwav", "folder for every artefact of this pipeline (checkpoints, logits, metrics)")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    hidden: int = _f(1024, "transformer width", lo=1)
+    layers: int = _f(5, "post-norm encoder layers", lo=1)
+    heads: int = _f(16, "attention heads", lo=1)
+    ff: int = _f(2048, "feed-forward width", lo=1)
+    dropout: float = _f(0.3, "dropout", lo=0.0, hi=0.95)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    epochs: int = _f(80, "epochs", lo=1)
+    batch_size: int = _f(64, "videos per batch", lo=1)
+    lr_max: float = _f(1e-4, "peak learning rate after warm-up", lo=0.0, lo_open=True)
+    lr_min: float = _f(1e-5, "final cosine learning rate", lo=0.0)
+    warmup_epochs: int = _f(10, "linear warm-up epochs", lo=0)
+    weight_decay: float = _f(1e-3, "AdamW weight decay", lo=0.0)
+    beta1: float = _f(0.5, "AdamW beta1 (code 0.5)", lo=0.0, hi=0.999)
+    grad_clip: float = _f(2.0, "global grad-norm clip (code 2.0; paper 1.0)", lo=0.0)
+    pos_weight: float = _f(5.0, "BCE weight of classes present in the video (code 5; paper 1)", lo=0.0)
+    bucket_by_length: bool = _f(True, "batch videos of similar length and pad to the batch's longest "
+                                "(False pads every video to the split's longest, like the code)")
+    max_videos: int = _f(0, "use at most this many UnAV videos per subset (0 = all)", lo=0)
+    precision: str = _f("fp32", "fp32, or bf16 autocast", choices=("fp32", "bf16"))
+
+
+@dataclass(frozen=True)
+class PseudoConfig:
+    offset_audio: float = _f(0.0, "δ_a added to every fitted audio threshold (logit units)")
+    offset_visual: float = _f(0.0, "δ_v added to every fitted visual threshold (logit units)")
+    temperature: float = _f(2.0, "soft-label temperature τ (code 2; paper 1)", lo=0.0, lo_open=True)
+    inf_threshold_policy: str = _f("batch_min", "replacement for θ = −∞ in soft labels: batch_min (code) "
+                                   "or global_min (deterministic)", choices=("batch_min", "global_min"))
+    threshold_mode: str = _f("classwise", "classwise θ per class and modality (code) or one "
+                             "classagnostic θ per modality", choices=("classwise", "classagnostic"))
+    zero_shot_thresholds: str = _f("fit", "zero-shot baseline thresholds: fit on val like the generator's, "
+                                   "or the hand-set valor values (real VALOR-style features only)",
+                                   choices=("fit", "valor"))
+
+
+@dataclass(frozen=True)
+class ParserConfig:
+    d_model: int = _f(512, "HAN width", lo=1)
+    layers: int = _f(5, "HAN layers (code 5; original HAN 1)", lo=1)
+    heads: int = _f(16, "attention heads", lo=1)
+    ff: int = _f(2048, "feed-forward width", lo=1)
+    dropout: float = _f(0.1, "dropout", lo=0.0, hi=0.95)
+    audio_projection: str = _f("mlp", "audio input projection: mlp (UWAV) or linear (original HAN)",
+                               choices=("mlp", "linear"))
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    segment_target: str = _f("soft", "segment targets: soft (uncertainty-weighted) or hard pseudo labels",
+                             choices=("soft", "hard"))
+    reweight: bool = _f(True, "class-balanced re-weighting of the segment loss")
+    W: float = _f(0.5, "positive-weight factor W", lo=0.0, lo_open=True)
+    reweight_scale: str = _f("code", "code (× C) or paper (× 1) magnitude of the weights",
+                             choices=("code", "paper"))
+    mixup: bool = _f(True, "uncertainty-weighted feature mixup loss")
+    mixup_target: str = _f("soft", "targets mixed by mixup: soft or hard labels; AVE: ceil_literal/round",
+                           choices=("soft", "hard", "ceil_literal", "round"))
+    alpha: float = _f(1.7, "Beta(α, α) parameter of the mixup λ (≤ 0 disables mixing: λ = 1)")
+    lambda_seg: float = _f(1.0, "weight of the segment loss", lo=0.0)
+    lambda_mix: float = _f(1.0, "weight of the mixup loss", lo=0.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = _f(80, "epochs", lo=1)
+    batch_size: int = _f(64, "videos per batch", lo=1)
+    lr_max: float = _f(1e-4, "peak learning rate after warm-up", lo=0.0, lo_open=True)
+    lr_min: float = _f(5e-6, "final cosine learning rate", lo=0.0)
+    warmup_epochs: int = _f(10, "linear warm-up epochs", lo=0)
+    weight_decay: float = _f(1e-4, "AdamW weight decay", lo=0.0)
+    beta1: float = _f(0.9, "AdamW beta1", lo=0.0, hi=0.999)
+    grad_clip: float = _f(1.0, "global grad-norm clip", lo=0.0)
+    precision: str = _f("fp32", "fp32, or bf16 autocast (opt-in, faster on CPUs with AVX-512 BF16)",
+                        choices=("fp32", "bf16"))
+    device: str = _f("auto", "auto (CUDA when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    eval_batch_size: int = _f(512, "videos per validation forward pass", lo=1)
+    train_fraction: float = _f(1.0, "fraction of training videos used (paper Table A7)", lo=0.0, hi=1.0,
+                               lo_open=True)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    tie_rule: str = _f("gt", "binarisation at exactly 0.5: gt (UWAV code, strict) or ge (reference "
+                       "AVVP/VALOR evaluators)", choices=("ge", "gt"))
+    selection: str = _f("first", "checkpoint selection among equal val Seg Type@AV: first (UWAV, strict >) "
+                        "or last (original AVVP, >=)", choices=("first", "last"))
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = _f(20000, "seeds python, numpy, torch and the data order (code: 20000)")
+    dataset: str = _f("llp", "dataset", choices=("llp",))
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
+    parser: ParserConfig = field(default_factory=ParserConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    # Artefact locations, all under paths.out, so every command finds what the previous one wrote.
+    @property
+    def out(self) -> Path:
+        return Path(self.paths.out)
+
+    @property
+    def generator_checkpoint(self) -> Path:
+        return self.out / "generator" / "best.pt"
+
+    @property
+    def logits_file(self) -> Path:
+        return self.out / "pseudo" / "logits.npz"
+
+    @property
+    def parser_dir(self) -> Path:
+        return self.out / "parser"
+
+
+# ---- validation ----------------------------------------------------------------------------------
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(where: str, key: str, value: Any, f: dataclasses.Field, tp) -> Any:
+    """Coerce and validate one scalar; `where` is the file for the message."""
+    meta = f.metadata
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UwavError(f"{where}: {key} must be true or false, found {value!r}")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UwavError(f"{where}: {key} must be an integer, found {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UwavError(f"{where}: {key} must be a number, found {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise UwavError(f"{where}: {key} must be finite, found {value!r}")
+    elif tp is str:
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise UwavError(f"{where}: {key} must be a string, found {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        allowed = ", ".join(map(str, meta["choices"]))
+        raise UwavError(f"{where}: {key} must be one of {allowed}; found {value!r}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
+        op = ">" if meta.get("lo_open") else ">="
+        raise UwavError(f"{where}: {key} must be {op} {lo}; found {value!r}")
+    if hi is not None and value > hi:
+        raise UwavError(f"{where}: {key} must be <= {hi}; found {value!r}")
+    return value
+
+
+def _build(cls, raw: Any, where: str, prefix: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UwavError(f"{where}: {prefix or 'top level'} must be a mapping, found {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        key = f"{prefix}{unknown[0]}"
+        raise UwavError(f"{where}: unknown key {key!r}; allowed keys under {prefix.rstrip('.') or 'top level'}: "
+                        f"{', '.join(fields)}")
+    kwargs = {}
+    for name, value in raw.items():
+        tp = hints[name]
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, where, key + ".")
+        else:
+            kwargs[name] = _check_value(where, key, value, fields[name], tp)
+    return cls(**kwargs)
+
+
+def _validate_whole(config: Config, where: str) -> None:
+    """Rules that involve more than one field."""
+    for section in ("pretrain", "train"):
+        sec = getattr(config, section)
+        if sec.lr_min > sec.lr_max:
+            raise UwavError(f"{where}: {section}.lr_min ({sec.lr_min}) must not exceed {section}.lr_max "
+                            f"({sec.lr_max})")
+        if sec.warmup_epochs > sec.epochs:
+            raise UwavError(f"{where}: {section}.warmup_epochs ({sec.warmup_epochs}) must not exceed "
+                            f"{section}.epochs ({sec.epochs})")
+    for name, sec in (("generator", config.generator), ("parser", config.parser)):
+        width = sec.hidden if name == "generator" else sec.d_model
+        if width % sec.heads:
+            raise UwavError(f"{where}: {name}.heads ({sec.heads}) must divide the width ({width})")
+
+
+def config_from_dict(raw: dict, where: str = "<config>") -> Config:
+    config = _build(Config, raw, where, "")
+    _validate_whole(config, where)
+    return config
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise UwavError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise UwavError(f"{path}:{line} invalid YAML ({getattr(err, 'problem', err)})") from None
+    raw = raw or {}
+    if overrides:
+        raw = apply_overrides(raw, overrides, str(path))
+    return config_from_dict(raw, str(path))
+
+
+def apply_overrides(raw: dict, overrides: dict[str, Any], where: str) -> dict:
+    """Return a copy of the raw mapping with dotted keys set (`{"loss.W": 0.3}`)."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node = out
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise UwavError(f"{where}: cannot set {dotted!r}: {part!r} is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def with_overrides(config: Config, overrides: dict[str, Any], where: str = "<overrides>") -> Config:
+    if not overrides:
+        return config
+    return config_from_dict(apply_overrides(to_dict(config), overrides, where), where)
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def flat_dict(config) -> dict[str, Any]:
+    """{"loss.W": 0.5, ...}: the form MLflow params and sweep spaces use."""
+    out: dict[str, Any] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
+
+    walk(to_dict(config), "")
+    return out
+
+
+def field_kind(dotted: str) -> tuple[type, dataclasses.Field]:
+    """Type and field of a dotted key, or UwavError if the key does not exist."""
+    cls: Any = Config
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields:
+            raise UwavError(f"unknown config key {dotted!r}")
+        tp = hints[part]
+        if i == len(parts) - 1:
+            if dataclasses.is_dataclass(tp):
+                raise UwavError(f"config key {dotted!r} is a section, not a value")
+            return tp, fields[part]
+        if not dataclasses.is_dataclass(tp):
+            raise UwavError(f"unknown config key {dotted!r}")
+        cls = tp
+    raise UwavError(f"unknown config key {dotted!r}")
+
+
+def dump_yaml(config: Config) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def describe() -> str:
+    """Every key with its default and documentation, for `uwav config --help`-style listings."""
+    lines = []
+
+    def walk(cls, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                walk(tp, f"{prefix}{f.name}.")
+                continue
+            default = f.default
+            lines.append(f"{prefix}{f.name} = {default!r}  # {f.metadata.get('doc', '')}")
+
+    walk(Config, "")
+    return "\n".join(lines)
+

@@ -1,0 +1,122 @@
+"""Everything the parser's `fit` needs, loaded once into contiguous numpy arrays.
+
+`load_parser_data` reads annotations, parser features and the cached generator logits for the requested
+splits and fits θ on val (fast: well under a second). The result is plain numpy, so a sweep driver can
+put it into Ray's object store once and every trial maps the same memory.
+
+Test hygiene: with `include_test=False` (what sweeps use) the test CSVs, features and logits are never
+opened, and `ParserData.split("test")` raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from uwav.errors import UwavError
+
+
+@dataclass
+class SplitArrays:
+    name: str
+    filenames: tuple[str, ...]
+    weak: np.ndarray  # [N, C] float32 0/1
+    audio: np.ndarray  # [N, T, Da] float32 parser audio input
+    visual: np.ndarray  # [N, T, Dv] float32 parser visual input
+    gt_audio: np.ndarray | None = None  # [N, T, C] bool dense GT (val/test; synthetic train)
+    gt_visual: np.ndarray | None = None
+    logits_audio: np.ndarray | None = None  # [N, T, C] float32 generator logits
+    logits_visual: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+
+@dataclass
+class ParserData:
+    splits: dict[str, SplitArrays]
+    # θ fitted on val per threshold mode: {"classwise": {"audio": [C], "visual": [C]}, "classagnostic": ...}
+    thresholds: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> SplitArrays:
+        if name not in self.splits:
+            if name == "test":
+                raise UwavError("the test split is not loaded here: sweeps and model selection never read "
+                                "it; only an explicit final evaluation (uwav train --test / --best) does")
+            raise UwavError(f"split {name!r} is not loaded (loaded: {', '.join(self.splits)})")
+        return self.splits[name]
+
+    @property
+    def num_classes(self) -> int:
+        return self.splits["train"].weak.shape[1]
+
+    def nbytes(self) -> int:
+        total = 0
+        for s in self.splits.values():
+            for v in vars(s).values():
+                if isinstance(v, np.ndarray):
+                    total += v.nbytes
+        return total
+
+
+def _annotations(config, split: str):
+    from uwav.data.llp import load_llp_split
+
+    paths = config.paths
+    if not paths.annotations:
+        raise UwavError("config: paths.annotations is empty; set it to the folder holding the LLP CSVs")
+    return load_llp_split(paths.annotations, split, eval_audio=paths.eval_audio or None,
+                          eval_visual=paths.eval_visual or None)
+
+
+def _parser_inputs(config, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    from uwav.data.features import parser_inputs
+
+    if not config.paths.features:
+        raise UwavError("config: paths.features is empty; set it to the root of the parser features")
+    return parser_inputs(config.paths.features, config.paths.layout, ids)
+
+
+def load_split(config, split: str, logits: dict | None) -> SplitArrays:
+    ann = _annotations(config, split)
+    audio, visual = _parser_inputs(config, list(ann.ids))
+    arrays = SplitArrays(name=split, filenames=tuple(ann.filenames), weak=ann.weak.astype(np.float32),
+                         audio=audio, visual=visual, gt_audio=ann.gt_audio, gt_visual=ann.gt_visual)
+    if logits is not None:
+        from uwav.generate import logits_for_split
+
+        arrays.logits_audio, arrays.logits_visual = logits_for_split(logits, split, arrays.filenames)
+    return arrays
+
+
+def load_parser_data(config, include_test: bool, with_logits: bool = True) -> ParserData:
+    """Load train + val (+ test) for `fit`; fit θ on val for both threshold modes."""
+    from uwav.generate import open_logits
+    from uwav.pseudo import fit_thresholds
+
+    logits = None
+    if with_logits:
+        path = Path(config.logits_file)
+        if not path.is_file():
+            raise UwavError(f"{path}: generator logits not found; run `uwav pseudo CONFIG` first")
+        logits = open_logits(path)
+    names = ["train", "val"] + (["test"] if include_test else [])
+    splits = {name: load_split(config, name, logits) for name in names}
+    val = splits["val"]
+    if val.gt_audio is None or val.gt_visual is None:
+        raise UwavError("val split has no dense labels; θ fitting and model selection need them")
+    data = ParserData(splits=splits, meta={
+        "audio_gt_file": config.paths.eval_audio or str(Path(config.paths.annotations) / "AVVP_eval_audio.csv"),
+        "layout": config.paths.layout,
+    })
+    if logits is not None:
+        data.meta["generator_sha256"] = logits.get("generator_sha256", "")
+        for mode in ("classwise", "classagnostic"):
+            data.thresholds[mode] = {
+                "audio": fit_thresholds(val.logits_audio, val.weak, val.gt_audio, mode),
+                "visual": fit_thresholds(val.logits_visual, val.weak, val.gt_visual, mode),
+            }
+    return data

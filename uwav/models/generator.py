@@ -1,0 +1,140 @@
+"""UWAV pseudo-label generator: one temporal transformer per modality over frozen CLAP / CLIP segments.
+
+Each stream maps segment embeddings [B, T, D] to class logits [B, T, C] by a scaled inner product with
+frozen class text embeddings [C, D] that are passed in at call time, so one checkpoint serves any label
+space (UnAV's 100 classes in pre-training, LLP's 25 or AVE's 28 at generation time). method.md §2.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Additive mask value of the reference code; a finite float (not -inf / bool) keeps fully masked rows
+# (padded queries) finite instead of NaN.
+_MASK_VALUE = -1e10
+
+
+@dataclass
+class GeneratorConfig:
+    audio_dim: int = 512  # CLAP
+    visual_dim: int = 768  # CLIP ViT-L/14
+    hidden: int = 1024
+    layers: int = 5
+    heads: int = 16
+    ff: int = 2048
+    dropout: float = 0.3
+    # Fixed multipliers (≈ ln 26.88 and ln 100), not learned; method.md §2.2.
+    audio_logit_scale: float = 3.2912
+    visual_logit_scale: float = 4.6052
+
+
+def padding_attention_mask(
+    valid: torch.Tensor, heads: int, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Additive float mask [B*heads, T, T]: -1e10 wherever the query or the key is padding.
+
+    valid: bool [B, T], True at real segments. Row order b*heads + h matches nn.MultiheadAttention.
+    """
+    pad = ~valid.bool()
+    blocked = pad[:, :, None] | pad[:, None, :]  # [B, T(query), T(key)]
+    # float16 cannot hold -1e10; half its most negative value stays finite after adding a score.
+    value = max(_MASK_VALUE, torch.finfo(dtype).min / 2)
+    mask = torch.zeros(blocked.shape, dtype=dtype, device=valid.device).masked_fill(blocked, value)
+    return mask.repeat_interleave(heads, dim=0)
+
+
+class PostNormEncoderLayer(nn.TransformerEncoderLayer):
+    """nn.TransformerEncoderLayer (post-norm, same parameters) that always takes the plain path.
+
+    The stock layer's inference fast path (eval + no_grad) turns the fully masked rows of padded queries
+    into NaN (torch 2.13), which the next layer's attention then spreads to every segment of the video.
+    """
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_mask: torch.Tensor | None = None,
+        src_key_padding_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        if src_key_padding_mask is not None or is_causal:
+            raise NotImplementedError("PostNormEncoderLayer takes padding as an additive float src_mask")
+        attn = self.self_attn(src, src, src, attn_mask=src_mask, need_weights=False)[0]
+        x = self.norm1(src + self.dropout1(attn))
+        ff = self.linear2(self.dropout(self.activation(self.linear1(x))))
+        return self.norm2(x + self.dropout2(ff))
+
+
+class TemporalStream(nn.Module):
+    """Input MLP -> post-norm transformer encoder (no positional encoding) -> output MLP -> text logits."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: int = 1024,
+        layers: int = 5,
+        heads: int = 16,
+        ff: int = 2048,
+        dropout: float = 0.3,
+        logit_scale: float = 1.0,
+    ):
+        super().__init__()
+        self.heads = heads
+        self.logit_scale = float(logit_scale)
+        self.input_proj = nn.Sequential(nn.Linear(in_dim, 2048), nn.ReLU(), nn.Linear(2048, hidden))
+        self.layers = nn.ModuleList(
+            PostNormEncoderLayer(
+                d_model=hidden,
+                nhead=heads,
+                dim_feedforward=ff,
+                dropout=dropout,
+                activation="relu",
+                batch_first=True,
+                norm_first=False,
+            )
+            for _ in range(layers)
+        )
+        self.output_proj = nn.Sequential(nn.Linear(hidden, in_dim), nn.ReLU(), nn.Linear(in_dim, in_dim))
+
+    def features(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, T, in_dim] -> output-projected segment features h [B, T, in_dim] (not normalised)."""
+        mask = None
+        if valid is not None and not bool(valid.all()):
+            mask = padding_attention_mask(valid, self.heads, x.dtype)
+        h = self.input_proj(x)
+        for layer in self.layers:
+            h = layer(h, src_mask=mask)
+        return self.output_proj(h)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, T, D], text [C, D] class embeddings, valid bool [B, T] or None -> logits [B, T, C]."""
+        h = self.features(x, valid)
+        e = F.normalize(text.to(h.dtype), dim=-1)
+        return self.logit_scale * (h @ e.T)
+
+
+class Generator(nn.Module):
+    """Audio (CLAP) and visual (CLIP) streams with separate weights."""
+
+    def __init__(self, config: GeneratorConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or GeneratorConfig()
+        common = dict(hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, ff=cfg.ff, dropout=cfg.dropout)
+        self.audio = TemporalStream(cfg.audio_dim, logit_scale=cfg.audio_logit_scale, **common)
+        self.visual = TemporalStream(cfg.visual_dim, logit_scale=cfg.visual_logit_scale, **common)
+
+    def forward(
+        self,
+        clap: torch.Tensor,
+        clip: torch.Tensor,
+        text_audio: torch.Tensor,
+        text_visual: torch.Tensor,
+        valid: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """clap [B, T, 512], clip [B, T, 768], text_audio [C, 512], text_visual [C, 768], valid bool [B, T].
+
+        Returns (z_a, z_v), each [B, T, C]. Outputs at padded positions are finite but meaningless.
+        """
+        return self.audio(clap, text_audio, valid), self.visual(clip, text_visual, valid)

@@ -1,0 +1,106 @@
+"""HAN (hybrid attention network) with MMIL pooling, in UWAV's configuration (method.md §9.1).
+
+Audio [B, T, Da] and visual [B, T, Dv] segment features -> per-modality segment logits [B, T, C] from a
+shared classifier, and a video-level probability [B, C] in (0, 2) from attention pooling over time and
+modality. The original HAN (1 layer, 1 head, FFN 512, linear audio projection) is the same module with a
+different HANConfig, except that it updated both streams in parallel.
+"""
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from uwav.errors import UwavError
+
+
+@dataclass
+class HANConfig:
+    audio_dim: int = 128  # VGGish
+    visual_dim: int = 2560  # ResNet-152 (8-frame mean) ++ R(2+1)D
+    d_model: int = 512
+    layers: int = 5
+    heads: int = 16
+    ff: int = 2048
+    dropout: float = 0.1
+    num_classes: int = 25
+    audio_projection: str = "mlp"  # "mlp": 128->1024->ReLU->512 (UWAV); "linear": one Linear (original HAN)
+
+
+class HANOutput(NamedTuple):
+    video_prob: torch.Tensor  # [B, C], in (0, 2)
+    seg_logits_a: torch.Tensor  # [B, T, C]
+    seg_logits_v: torch.Tensor  # [B, T, C]
+    feats_a: torch.Tensor  # [B, T, d]
+    feats_v: torch.Tensor  # [B, T, d]
+
+
+class HANLayer(nn.Module):
+    """Post-norm layer L(q, k): cross-attention to k and self-attention summed into one residual, then FFN."""
+
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float):
+        super().__init__()
+        self.cross_attn = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
+        self.self_attn = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
+        self.linear1 = nn.Linear(d_model, ff)
+        self.linear2 = nn.Linear(ff, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.drop_cross = nn.Dropout(dropout)
+        self.drop_self = nn.Dropout(dropout)
+        self.drop_ff_inner = nn.Dropout(dropout)
+        self.drop_ff_out = nn.Dropout(dropout)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """q, k [B, T, d] -> [B, T, d]."""
+        cross = self.cross_attn(q, k, k, need_weights=False)[0]
+        own = self.self_attn(q, q, q, need_weights=False)[0]
+        z = self.norm1(q + self.drop_cross(cross) + self.drop_self(own))
+        ffn = self.linear2(self.drop_ff_inner(torch.relu(self.linear1(z))))
+        return self.norm2(z + self.drop_ff_out(ffn))
+
+
+class HAN(nn.Module):
+    def __init__(self, config: HANConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or HANConfig()
+        d = cfg.d_model
+        if cfg.audio_projection == "mlp":
+            self.audio_proj: nn.Module = nn.Sequential(
+                nn.Linear(cfg.audio_dim, 1024), nn.ReLU(), nn.Linear(1024, d)
+            )
+        elif cfg.audio_projection == "linear":
+            self.audio_proj = nn.Linear(cfg.audio_dim, d)
+        else:
+            raise UwavError(
+                f"HAN config: audio_projection is {cfg.audio_projection!r}; expected 'mlp' or 'linear'"
+            )
+        self.visual_proj = nn.Linear(cfg.visual_dim, d)
+        # Layer i is applied to both streams (shared weights per depth).
+        self.layers = nn.ModuleList(HANLayer(d, cfg.heads, cfg.ff, cfg.dropout) for _ in range(cfg.layers))
+        self.fc_prob = nn.Linear(d, cfg.num_classes)
+        self.fc_frame_att = nn.Linear(d, cfg.num_classes)
+        self.fc_av_att = nn.Linear(d, cfg.num_classes)
+
+    def classify(self, feats: torch.Tensor) -> torch.Tensor:
+        """Shared segment classifier: feats [..., d] -> logits [..., C] (used by the mixup loss)."""
+        return self.fc_prob(feats)
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> HANOutput:
+        """audio [B, T, Da], visual [B, T, Dv] -> HANOutput."""
+        a = self.audio_proj(audio)
+        v = self.visual_proj(visual)
+        for layer in self.layers:
+            # Sequential update: the visual stream attends to the already updated audio stream.
+            a = layer(a, v)
+            v = layer(v, a)
+        seg_a = self.fc_prob(a)
+        seg_v = self.fc_prob(v)
+
+        x = torch.stack([a, v], dim=2)  # [B, T, M=2, d]
+        frame_att = torch.softmax(self.fc_frame_att(x), dim=1)  # over time, [B, T, M, C]
+        av_att = torch.softmax(self.fc_av_att(x), dim=2)  # over modality, [B, T, M, C]
+        seg_prob = torch.sigmoid(torch.stack([seg_a, seg_v], dim=2))  # [B, T, M, C]
+        video_prob = (frame_att * av_att * seg_prob).sum(dim=(1, 2))  # [B, C]
+        return HANOutput(video_prob, seg_a, seg_v, a, v)

@@ -1,0 +1,184 @@
+"""Stage 1: pre-train the pseudo-label generator on UnAV-100 (method.md §3).
+
+UnAV videos last 10-60 s. The official code pads every video to 60 s; here batches are bucketed by
+length by default (videos of similar length share a batch, padded to the batch's longest and masked),
+which gives identical losses on the same batch and much less wasted attention. The checkpoint with the
+best UnAV-val Seg-av (evaluation.md §11, strict improvement) is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from uwav import losses, metrics
+from uwav.errors import UwavError
+from uwav.io import atomic_path
+from uwav.train import epoch_lr, resolve_device, seed_everything
+
+
+@dataclass
+class UnavData:
+    train: object  # uwav.data.unav.UnavSplit
+    val: object
+    text_audio: np.ndarray  # [100, 512] CLAP text embeddings
+    text_visual: np.ndarray  # [100, 768] CLIP text embeddings
+
+
+def load_unav_data(config) -> UnavData:
+    from uwav.classes import UNAV_CLASSES
+    from uwav.data.features import load_text_embeddings
+    from uwav.data.unav import load_unav_split
+
+    p = config.paths
+    if not p.unav_features or not p.unav_annotations:
+        raise UwavError("config: paths.unav_features and paths.unav_annotations must be set for pre-training")
+    limit = config.pretrain.max_videos or None
+    train = load_unav_split(p.unav_features, p.unav_annotations, "train", max_videos=limit)
+    val = load_unav_split(p.unav_features, p.unav_annotations, "validation", max_videos=limit)
+    text_visual, text_audio = load_text_embeddings(p.unav_features, UNAV_CLASSES)
+    return UnavData(train=train, val=val, text_audio=text_audio, text_visual=text_visual)
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucket: bool) -> list[np.ndarray]:
+    """Video indices per batch for one epoch, shuffled, last partial batch kept (as the code does).
+
+    With `bucket`, a shuffled pool of 50 batches is sorted by length before cutting, so each batch holds
+    videos of similar length while the epoch's order stays random.
+    """
+    order = rng.permutation(lengths.size)
+    if not bucket:
+        return [order[i:i + batch_size] for i in range(0, order.size, batch_size)]
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, order.size, pool):
+        chunk = order[start:start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, chunk.size, batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def batch_tensors(split, idx: np.ndarray, bucket: bool, device: torch.device):
+    """clap, clip, labels, valid for the batch, cut to the batch's longest video when bucketing."""
+    t_max = int(split.lengths[idx].max()) if bucket else split.clap.shape[1]
+    clap = torch.from_numpy(split.clap[idx, :t_max]).to(device)
+    clip = torch.from_numpy(split.clip[idx, :t_max]).to(device)
+    labels = torch.from_numpy(split.labels[idx, :t_max]).to(device).float()
+    valid = torch.arange(t_max, device=device)[None, :] < torch.from_numpy(split.lengths[idx]).to(device)[:, None]
+    return clap, clip, labels, valid
+
+
+@torch.no_grad()
+def evaluate_generator(model, split, text_audio: torch.Tensor, text_visual: torch.Tensor, device: torch.device,
+                       batch_size: int = 64) -> dict[str, float]:
+    """UnAV-val Seg-av / Ev-av (evaluation.md §11) over each video's valid seconds only."""
+    model.eval()
+    n, t_max = split.clap.shape[:2]
+    num_classes = text_audio.shape[0]
+    z_a = np.zeros((n, t_max, num_classes), dtype=np.float32)
+    z_v = np.zeros_like(z_a)
+    order = np.argsort(split.lengths, kind="stable")  # similar lengths together: less padding
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        clap, clip, _, valid = batch_tensors(split, idx, True, device)
+        a, v = model(clap, clip, text_audio, text_visual, valid)
+        z_a[idx, : a.shape[1]] = a.float().cpu().numpy()
+        z_v[idx, : v.shape[1]] = v.float().cpu().numpy()
+    model.train()
+    return metrics.unav_seg_av(z_a, z_v, split.labels, split.lengths)
+
+
+@dataclass
+class PretrainReport:
+    epoch: int
+    lr: float
+    seconds: float
+    loss: float
+    val: dict[str, float]
+    best_seg_av: float
+    improved: bool
+
+
+@dataclass
+class PretrainResult:
+    best_epoch: int
+    best_seg_av: float
+    checkpoint: Path
+    history: list[PretrainReport] = field(default_factory=list)
+
+
+def generator_config(config):
+    from uwav.models.generator import GeneratorConfig
+
+    g = config.generator
+    return GeneratorConfig(hidden=g.hidden, layers=g.layers, heads=g.heads, ff=g.ff, dropout=g.dropout)
+
+
+def save_generator(path: Path, model, gen_config, epoch: int, seg_av: float) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"generator_config": asdict(gen_config), "model": model.state_dict(), "epoch": epoch,
+                    "val_seg_av": seg_av}, tmp)
+
+
+def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainReport], None] | None = None,
+             progress: bool = True) -> PretrainResult:
+    from uwav.models.generator import Generator
+
+    data = data or load_unav_data(config)
+    p = config.pretrain
+    device = resolve_device(config.train.device)
+    seed_everything(config.seed)
+    gen_config = generator_config(config)
+    model = Generator(gen_config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr_max, betas=(p.beta1, 0.999), eps=1e-8,
+                                  weight_decay=p.weight_decay)
+    text_a = torch.from_numpy(data.text_audio).to(device)
+    text_v = torch.from_numpy(data.text_visual).to(device)
+    rng = np.random.default_rng(config.seed)
+    checkpoint = Path(config.generator_checkpoint)
+    best, best_epoch, history = -np.inf, 0, []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=p.epochs, desc="pretrain", unit="epoch", leave=False)
+    for epoch in range(1, p.epochs + 1):
+        lr = epoch_lr(epoch, p.epochs, p.warmup_epochs, p.lr_max, p.lr_min)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        t0 = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for idx in length_batches(data.train.lengths, p.batch_size, rng, p.bucket_by_length):
+            clap, clip, labels, valid = batch_tensors(data.train, idx, p.bucket_by_length, device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=p.precision == "bf16"):
+                z_a, z_v = model(clap, clip, text_a, text_v, valid)
+            loss = losses.pretrain_loss(z_a.float(), z_v.float(), labels, valid, p.pos_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if p.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
+            optimizer.step()
+            total += float(loss)
+            count += 1
+        val = evaluate_generator(model, data.val, text_a, text_v, device)
+        improved = val["seg_av"] > best
+        if improved:
+            best, best_epoch = val["seg_av"], epoch
+            save_generator(checkpoint, model, gen_config, epoch, best)
+        report = PretrainReport(epoch=epoch, lr=lr, seconds=time.perf_counter() - t0, loss=total / max(count, 1),
+                                val=val, best_seg_av=best, improved=improved)
+        history.append(report)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{report.loss:.4f}", seg_av=f"{val['seg_av']:.2f}", best=f"{best:.2f}")
+        if on_epoch is not None:
+            on_epoch(report)
+    if bar is not None:
+        bar.close()
+    return PretrainResult(best_epoch=best_epoch, best_seg_av=float(best), checkpoint=checkpoint, history=history)

@@ -1,0 +1,120 @@
+"""Generator logits -> class-wise thresholds θ -> hard and soft (uncertainty-weighted) pseudo labels.
+
+Everything here is a pure function of cached logits z [N, T, C], weak labels y [N, C], dense GT and
+θ (method.md §4-§6, §10), so a sweep can move θ offsets and the temperature per trial for free.
+
+θ may be −∞ ("every segment of every video with this class is positive"); it stays −∞ under offsets
+and is handled explicitly by `soft_labels` / `fill_infinite_thresholds`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from uwav.errors import UwavError
+
+# VALOR's hand-set zero-shot thresholds in LLP class order (method.md §10.1), for real VALOR-style
+# CLIP/CLAP features only: they are meaningless on features from another extractor.
+VALOR_THRESHOLDS_CLIP = np.array([20, 15, 18, 14, 15, 18, 18, 15, 15, 15, 15, 18, 15, 15, 15, 15, 15, 15, 15,
+                                  16, 14, 15, 15, 15, 18], dtype=np.float32)
+VALOR_THRESHOLDS_CLAP = np.array([0, 0, 1, 4, 6, -2, 4, 4, 2, 2, 2, 1, 2, 3, 0, 2, 2, 2, 0, 2, -1, 2, 3, 3, 0],
+                                 dtype=np.float32)
+# Zero-shot similarity scales: CLIP's 100 and CLAP's exp(logit_scale_a) = exp(3.2912) ≈ 26.88.
+CLIP_ZERO_SHOT_SCALE = 100.0
+CLAP_ZERO_SHOT_SCALE = float(np.exp(3.2912))
+
+
+def _best_cut(values: np.ndarray, labels: np.ndarray) -> float:
+    """θ maximising segment F1 of `values > θ` against `labels` (method.md §4).
+
+    values: [n] with −inf for items that can never be predicted (class not in the weak label).
+    Cuts are evaluated only at or after the first finite value: a cut inside the −inf block would count
+    unpredictable items as predicted, and any such cut yields θ = −∞ anyway, so this choice is the
+    deterministic form of the reference (which sorts unstably). The first maximising cut wins.
+    """
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    lab = labels[order].astype(np.float64)
+    n = v.size
+    first_finite = int(np.searchsorted(v, -np.inf, side="right"))
+    if first_finite >= n:
+        # No val video carries the class: nothing to fit, fall back to the weak label everywhere.
+        return float("-inf")
+    positives = lab.sum()
+    tp = np.cumsum(lab[::-1])[::-1][first_finite:]  # TP_i = Σ labels[i:], i = first_finite … n−1
+    predicted = n - np.arange(first_finite, n, dtype=np.float64)
+    f1 = 2.0 * tp / (positives + predicted)
+    i = first_finite + int(np.argmax(f1))  # argmax returns the first maximiser
+    if i == first_finite:
+        return float("-inf")  # midpoint with the −inf below it (or with values[−1] = −∞)
+    return float((v[i] + v[i - 1]) / 2.0)
+
+
+def fit_thresholds(logits: np.ndarray, weak: np.ndarray, gt: np.ndarray, mode: str = "classwise") -> np.ndarray:
+    """Fit θ [C] float32 on one modality of the val split.
+
+    logits: [N, T, C] generator logits; weak: [N, C] 0/1; gt: [N, T, C] dense 0/1 of this modality.
+    mode: classwise (one θ per class, the code) or classagnostic (one θ for all classes).
+    """
+    if logits.shape != gt.shape or logits.shape[0] != weak.shape[0] or logits.shape[2] != weak.shape[1]:
+        raise UwavError(f"fit_thresholds: shapes differ: logits {logits.shape}, weak {weak.shape}, gt {gt.shape}")
+    present = np.broadcast_to(weak[:, None, :] > 0, logits.shape)
+    values = np.where(present, logits.astype(np.float64), -np.inf)
+    labels = gt.astype(bool)
+    num_classes = logits.shape[2]
+    if mode == "classwise":
+        theta = [_best_cut(values[:, :, c].ravel(), labels[:, :, c].ravel()) for c in range(num_classes)]
+        return np.asarray(theta, dtype=np.float32)
+    if mode == "classagnostic":
+        return np.full(num_classes, _best_cut(values.ravel(), labels.ravel()), dtype=np.float32)
+    raise UwavError(f"threshold mode must be classwise or classagnostic, found {mode!r}")
+
+
+def shift_thresholds(theta: np.ndarray, offset: float) -> np.ndarray:
+    """θ + δ; −∞ stays −∞ (method.md §14)."""
+    return (theta.astype(np.float32) + np.float32(offset)).astype(np.float32)
+
+
+def hard_labels(logits: np.ndarray, theta: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """ŷ = 1[z > θ] ⊙ y, float32 [N, T, C] (θ = −∞ gives the weak label on every segment)."""
+    return ((logits > theta) & (weak[:, None, :] > 0)).astype(np.float32)
+
+
+def fill_infinite_thresholds(theta: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """Replace −∞ in θ by (minimum logit of that class over `logits`) − 1.
+
+    With `logits` = the whole training split this is the deterministic `global_min` policy; with the
+    logits of one batch it is the code's `batch_min` policy (method.md §5). Shape-agnostic over the
+    leading axes of `logits` [..., C].
+    """
+    inf = np.isneginf(theta)
+    if not inf.any():
+        return theta
+    class_min = logits.reshape(-1, logits.shape[-1]).min(axis=0)
+    return np.where(inf, class_min - 1.0, theta).astype(np.float32)
+
+
+def soft_labels(logits: np.ndarray, theta_finite: np.ndarray, weak: np.ndarray, temperature: float) -> np.ndarray:
+    """p̂ = sigmoid((z − θ) / τ) ⊙ y, float32 [N, T, C]; θ must already be finite (see above)."""
+    if not np.isfinite(theta_finite).all():
+        raise ValueError("soft_labels needs finite thresholds; call fill_infinite_thresholds first")
+    x = (logits.astype(np.float32) - theta_finite) / np.float32(temperature)
+    soft = 0.5 * (1.0 + np.tanh(0.5 * x))  # numerically safe sigmoid
+    return (soft * (weak[:, None, :] > 0)).astype(np.float32)
+
+
+def zero_shot_scores(features: np.ndarray, text: np.ndarray, scale: float) -> np.ndarray:
+    """VALOR-style zero-shot logits: scale · cos(segment feature, class text embedding) [N, T, C]."""
+    f = features / np.maximum(np.linalg.norm(features, axis=-1, keepdims=True), 1e-12)
+    t = text / np.maximum(np.linalg.norm(text, axis=-1, keepdims=True), 1e-12)
+    return (scale * (f @ t.T)).astype(np.float32)
+
+
+def pseudo_quality(logits_a: np.ndarray, logits_v: np.ndarray, theta_a: np.ndarray, theta_v: np.ndarray,
+                   weak: np.ndarray, gt_a: np.ndarray, gt_v: np.ndarray) -> dict[str, float]:
+    """The ten protocol numbers of the hard pseudo labels of one split (evaluation.md §10: no model gate)."""
+    from uwav.metrics import pseudo_label_scores
+
+    hard_a = hard_labels(logits_a, theta_a, weak) > 0
+    hard_v = hard_labels(logits_v, theta_v, weak) > 0
+    return pseudo_label_scores(hard_a, hard_v, gt_a.astype(bool), gt_v.astype(bool))

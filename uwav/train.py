@@ -1,0 +1,341 @@
+"""`fit`: the one training loop for the HAN parser. `uwav train`, every sweep trial and `--best` call it.
+
+The loop keeps every split as in-memory tensors (no per-item Dataset, no loader workers: the whole
+LLP feature set fits in RAM and indexing a tensor is far cheaper than collating 64 numpy files), builds
+the pseudo labels of each batch from cached generator logits (method.md §5), applies the three UWAV
+losses (§6-§8), steps AdamW with the per-epoch warm-up + cosine schedule (§9.4) and evaluates val after
+every epoch with the vectorised protocol metrics. Side effects (checkpoints, MLflow, Ray) are the
+caller's: `on_epoch` receives each epoch's report and the trainer, whose `state_dict()` resumes it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from uwav import losses, metrics
+from uwav.data.dataset import ParserData, SplitArrays
+from uwav.errors import UwavError
+from uwav.models.han import HAN, HANConfig
+from uwav.pseudo import fill_infinite_thresholds, hard_labels, shift_thresholds
+
+OBJECTIVE = "seg_type"  # val Segment Type@AV: the checkpoint rule and the sweep objective
+
+
+def epoch_lr(epoch: int, epochs: int, warmup: int, lr_max: float, lr_min: float) -> float:
+    """Learning rate for 1-based `epoch` (method.md §9.4): linear warm-up, then cosine to lr_min."""
+    if epoch < warmup:
+        return lr_max * epoch / warmup
+    if epochs == warmup:
+        return lr_max
+    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos(math.pi * (epoch - warmup) / (epochs - warmup)))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UwavError("config: train.device is cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Zero-copy on CPU, also for the read-only arrays Ray's object store hands out (never written)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array).to(device)
+
+
+def build_parser(config, data: ParserData) -> HAN:
+    train = data.split("train")
+    p = config.parser
+    return HAN(HANConfig(audio_dim=train.audio.shape[-1], visual_dim=train.visual.shape[-1], d_model=p.d_model,
+                         layers=p.layers, heads=p.heads, ff=p.ff, dropout=p.dropout,
+                         num_classes=data.num_classes, audio_projection=p.audio_projection))
+
+
+@dataclass
+class PseudoTargets:
+    """Per-trial pseudo-label settings derived from θ, the offsets and the training logits."""
+
+    theta: dict[str, torch.Tensor]  # modality -> [C]; −∞ kept when the policy is batch_min
+    w_pos: dict[str, float | None]
+    w_neg: dict[str, float | None]
+    hard_fraction: dict[str, float]  # mean hard label on train, logged as pseudo-label density
+
+
+def prepare_targets(config, data: ParserData, train_idx: np.ndarray, device: torch.device) -> PseudoTargets:
+    if not data.thresholds:
+        raise UwavError("no generator logits loaded: training needs `uwav pseudo` to have run")
+    train = data.split("train")
+    mode = config.pseudo.threshold_mode
+    offsets = {"audio": config.pseudo.offset_audio, "visual": config.pseudo.offset_visual}
+    theta, w_pos, w_neg, density = {}, {}, {}, {}
+    for m in ("audio", "visual"):
+        z = getattr(train, f"logits_{m}")[train_idx]
+        th = shift_thresholds(data.thresholds[mode][m], offsets[m])
+        hard = hard_labels(z, th, train.weak[train_idx])
+        density[m] = float(hard.mean())
+        if config.loss.reweight:
+            w_pos[m], w_neg[m] = losses.class_balance_weights(hard, config.loss.W, config.loss.reweight_scale,
+                                                              data.num_classes)
+        else:
+            w_pos[m] = w_neg[m] = None
+        if config.pseudo.inf_threshold_policy == "global_min":
+            th = fill_infinite_thresholds(th, z)
+        theta[m] = torch.from_numpy(th).to(device)
+    return PseudoTargets(theta=theta, w_pos=w_pos, w_neg=w_neg, hard_fraction=density)
+
+
+def batch_targets(z: torch.Tensor, theta: torch.Tensor, weak: torch.Tensor, temperature: float
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft and hard pseudo labels of one batch (method.md §5); z [B, T, C], theta [C], weak [B, C].
+
+    A θ still −∞ here gets the code's batch_min replacement: this batch's class minimum − 1.
+    """
+    present = weak[:, None, :] > 0
+    hard = ((z > theta) & present).float()
+    if torch.isneginf(theta).any():
+        theta = torch.where(torch.isneginf(theta), z.amin(dim=(0, 1)) - 1.0, theta)
+    soft = torch.sigmoid((z - theta) / temperature) * present
+    return soft, hard
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    lr: float
+    seconds: float
+    losses: dict[str, float]
+    val: dict[str, float]
+    objective: float
+    best_objective: float
+    best_epoch: int
+    improved: bool
+
+    def metrics(self) -> dict[str, float]:
+        """Flat numbers for trackers: val_* metrics, loss_* values, the objective and its best so far."""
+        out = {f"val_{k}": v for k, v in self.val.items()}
+        out.update({f"loss_{k}": v for k, v in self.losses.items()})
+        out.update(epoch=self.epoch, lr=self.lr, epoch_seconds=self.seconds, objective=self.objective,
+                   best_objective=self.best_objective, best_epoch=self.best_epoch)
+        return out
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_objective: float
+    best_val: dict[str, float]
+    history: list[EpochReport] = field(default_factory=list)
+    model: HAN | None = None  # with the best epoch's weights when fit(keep_best=True)
+
+
+@torch.no_grad()
+def predict(model: HAN, split: SplitArrays, device: torch.device, batch_size: int = 512,
+            precision: str = "fp32") -> dict[str, np.ndarray]:
+    """Probabilities for a whole split: audio/visual [N, T, C] (sigmoid) and video [N, C] (MMIL, (0, 2))."""
+    was_training = model.training
+    model.eval()
+    outs = {"audio": [], "visual": [], "video": []}
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        for start in range(0, len(split), batch_size):
+            a = tensor(split.audio[start:start + batch_size], device)
+            v = tensor(split.visual[start:start + batch_size], device)
+            out = model(a, v)
+            outs["audio"].append(torch.sigmoid(out.seg_logits_a).float().cpu())
+            outs["visual"].append(torch.sigmoid(out.seg_logits_v).float().cpu())
+            outs["video"].append(out.video_prob.float().cpu())
+    model.train(was_training)
+    return {k: torch.cat(v).numpy().astype(np.float64) for k, v in outs.items()}
+
+
+def evaluate_split(model: HAN, split: SplitArrays, device: torch.device, config) -> dict[str, float]:
+    if split.gt_audio is None or split.gt_visual is None:
+        raise UwavError(f"split {split.name!r} has no dense labels to evaluate against")
+    probs = predict(model, split, device, config.train.eval_batch_size, config.train.precision)
+    return metrics.evaluate_probabilities(probs["audio"], probs["visual"], probs["video"], split.gt_audio,
+                                          split.gt_visual, tie_rule=config.eval.tie_rule)
+
+
+class Trainer:
+    """State of one parser training run; `fit` drives it. Exposed to `on_epoch` for checkpoints."""
+
+    def __init__(self, config, data: ParserData, device: torch.device):
+        self.config, self.data, self.device = config, data, device
+        seed_everything(config.seed)
+        self.model = build_parser(config, data).to(device)
+        t = config.train
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr_max, betas=(t.beta1, 0.999),
+                                           eps=1e-8, weight_decay=t.weight_decay)
+        # One generator for data order and mixup draws; dropout uses torch's global RNG (seeded above).
+        self.rng = torch.Generator().manual_seed(config.seed)
+        train = data.split("train")
+        n = len(train)
+        if t.train_fraction < 1.0:
+            keep = np.random.default_rng(config.seed).permutation(n)[: max(1, round(n * t.train_fraction))]
+            self.train_idx = np.sort(keep)
+        else:
+            self.train_idx = np.arange(n)
+        self.targets = prepare_targets(config, data, self.train_idx, device)
+        idx = torch.from_numpy(self.train_idx)
+        # Training tensors: gathered once (a copy only when a fraction is used).
+        self.audio = tensor(train.audio, device) if t.train_fraction == 1.0 else tensor(train.audio[idx], device)
+        self.visual = tensor(train.visual, device) if t.train_fraction == 1.0 else tensor(train.visual[idx], device)
+        self.weak = tensor(train.weak[self.train_idx], device)
+        self.z = {m: tensor(getattr(train, f"logits_{m}")[self.train_idx], device) for m in ("audio", "visual")}
+        self.epoch = 0
+        self.best_objective = -math.inf
+        self.best_epoch = 0
+        self.best_val: dict[str, float] = {}
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.history: list[EpochReport] = []
+
+    # -- one epoch -------------------------------------------------------------------------------
+    def train_epoch(self) -> dict[str, float]:
+        cfg, model = self.config, self.model
+        model.train()
+        n = self.audio.shape[0]
+        order = torch.randperm(n, generator=self.rng)
+        sums = {"total": 0.0, "video": 0.0, "segment": 0.0, "mixup": 0.0}
+        batches = 0
+        for start in range(0, n, cfg.train.batch_size):
+            idx = order[start:start + cfg.train.batch_size].to(self.device)
+            parts = self.step(idx)
+            for k, v in parts.items():
+                sums[k] += v
+            batches += 1
+        return {k: v / max(batches, 1) for k, v in sums.items()}
+
+    def step(self, idx: torch.Tensor) -> dict[str, float]:
+        cfg, model = self.config, self.model
+        weak = self.weak[idx]
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+            out = model(self.audio[idx], self.visual[idx])
+        video = losses.video_loss(out.video_prob.float(), weak)
+        seg = torch.zeros((), device=self.device)
+        mix = torch.zeros((), device=self.device)
+        for m, seg_logits, feats in (("audio", out.seg_logits_a, out.feats_a), ("visual", out.seg_logits_v, out.feats_v)):
+            soft, hard = batch_targets(self.z[m][idx], self.targets.theta[m], weak, cfg.pseudo.temperature)
+            target = soft if cfg.loss.segment_target == "soft" else hard
+            seg = seg + losses.segment_loss(seg_logits.float(), target, weak, self.targets.w_pos[m],
+                                            self.targets.w_neg[m])
+            if cfg.loss.mixup:
+                if cfg.loss.mixup_target == "soft":
+                    mix_target = soft
+                elif cfg.loss.mixup_target == "hard":
+                    mix_target = hard
+                else:
+                    mix_target = losses.ave_mixup_targets(soft, cfg.loss.mixup_target)
+                lam, perm = losses.sample_mixup(feats.shape[0] * feats.shape[1], cfg.loss.alpha, self.rng)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+                    mix = mix + losses.mixup_loss(feats, mix_target, model.classify, lam, perm.to(self.device))
+        total = video + cfg.loss.lambda_seg * seg + cfg.loss.lambda_mix * mix.float()
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        self.optimizer.step()
+        return {"total": float(total), "video": float(video), "segment": float(seg), "mixup": float(mix)}
+
+    def run_epoch(self) -> EpochReport:
+        cfg = self.config
+        self.epoch += 1
+        lr = epoch_lr(self.epoch, cfg.train.epochs, cfg.train.warmup_epochs, cfg.train.lr_max, cfg.train.lr_min)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        t0 = time.perf_counter()
+        loss_means = self.train_epoch()
+        val = evaluate_split(self.model, self.data.split("val"), self.device, cfg)
+        objective = val[OBJECTIVE]
+        better = objective > self.best_objective if cfg.eval.selection == "first" else objective >= self.best_objective
+        if better:
+            self.best_objective, self.best_epoch, self.best_val = objective, self.epoch, dict(val)
+            if self.keep_best:
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        report = EpochReport(epoch=self.epoch, lr=lr, seconds=time.perf_counter() - t0, losses=loss_means, val=val,
+                             objective=objective, best_objective=self.best_objective, best_epoch=self.best_epoch,
+                             improved=better)
+        self.history.append(report)
+        return report
+
+    keep_best = True
+
+    # -- resumable state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit-identically: weights, optimiser, RNGs, best-so-far."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "rng": self.rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "best_objective": self.best_objective,
+            "best_epoch": self.best_epoch,
+            "best_val": self.best_val,
+            "history": [asdict(h) for h in self.history],
+        }
+        if self.best_state is not None:
+            state["best_model"] = self.best_state
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.rng.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.best_objective = float(state["best_objective"])
+        self.best_epoch = int(state["best_epoch"])
+        self.best_val = dict(state["best_val"])
+        self.history = [EpochReport(**h) for h in state.get("history", [])]
+        self.best_state = state.get("best_model")
+
+
+def fit(config, data: ParserData, on_epoch: Callable[[EpochReport, Trainer], None] | None = None,
+        resume_state: dict | None = None, keep_best: bool = True, progress: bool = True) -> FitResult:
+    """Train the HAN parser on `data` under `config`; see the module docstring.
+
+    on_epoch(report, trainer) runs after every epoch (checkpointing, tracking, Tune reports).
+    resume_state: a `Trainer.state_dict()` to continue from. keep_best: hold the best epoch's weights
+    in memory and return them in `FitResult.model` (the CLI's final runs); sweeps skip it.
+    """
+    device = resolve_device(config.train.device)
+    trainer = Trainer(config, data, device)
+    trainer.keep_best = keep_best
+    if resume_state is not None:
+        trainer.load_state_dict(resume_state)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.train.epochs, initial=trainer.epoch, desc="train", unit="epoch", leave=False)
+    while trainer.epoch < config.train.epochs:
+        report = trainer.run_epoch()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{report.losses['total']:.3f}", val_type=f"{report.objective:.2f}",
+                            best=f"{report.best_objective:.2f}")
+        if on_epoch is not None:
+            on_epoch(report, trainer)
+    if bar is not None:
+        bar.close()
+    model = None
+    if keep_best and trainer.best_state is not None:
+        trainer.model.load_state_dict(trainer.best_state)
+        model = trainer.model
+    return FitResult(best_epoch=trainer.best_epoch, best_objective=trainer.best_objective,
+                     best_val=trainer.best_val, history=trainer.history, model=model)
