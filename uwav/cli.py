@@ -143,13 +143,20 @@ def pseudo(config_file, force, sets) -> None:
               help="After training, evaluate the best checkpoint once on the test split.")
 @click.option("--resume", is_flag=True, help="Continue from <out>/parser/last.pt.")
 @click.option("--out", "run_dir", type=str, default=None, help="Run folder (default <paths.out>/parser).")
+@click.option("--best", "best_of", type=str, default=None, metavar="SWEEP",
+              help="Instead of CONFIG: retrain the best configuration(s) of a finished sweep (its sweep file "
+                   "or folder) with several seeds, evaluate each once on test, report mean ± std.")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="With --best: seeds per configuration (config seed + 0, 1, ...).")
+@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --best: how many of the sweep's best configurations to retrain.")
 @_SET
 @user_errors
-def train(config_file, evaluate_test, resume, run_dir, sets) -> None:
+def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, top_k, sets) -> None:
     """Train the HAN parser with the UWAV losses (stage 3); select the best epoch on val Seg Type@AV.
 
     Writes best.pt, last.pt, history.json, metrics.json and, with --test, predictions_test.npz (the
-    `uwav eval` format) to the run folder.
+    `uwav eval` format) to the run folder. With --best SWEEP: the paper-table command (see --seeds).
     """
     from pathlib import Path
 
@@ -157,6 +164,17 @@ def train(config_file, evaluate_test, resume, run_dir, sets) -> None:
     from uwav.data.dataset import load_parser_data
     from uwav.experiment import format_summary, run_training
 
+    if best_of is not None:
+        if config_file is not None or sets or resume or run_dir or evaluate_test:
+            raise UwavError("uwav train --best SWEEP takes no CONFIG, --set, --resume, --out or --test: the "
+                            "configuration comes from the sweep and test is always evaluated once")
+        from uwav.sweep.run import finish_best
+
+        report = finish_best(best_of, seeds=seeds, top_k=top_k, echo=click.echo)
+        click.echo(report["text"])
+        click.echo(f"files: {', '.join(report['files'])}")
+        click.echo(f"MLflow: {report['tracking_uri']}")
+        return
     if config_file is None:
         raise UwavError("uwav train: give a CONFIG file")
     config = load_config(config_file, _overrides(sets))
@@ -164,3 +182,188 @@ def train(config_file, evaluate_test, resume, run_dir, sets) -> None:
     summary = run_training(config, data, Path(run_dir) if run_dir else config.parser_dir, evaluate_test, resume)
     click.echo(format_summary(summary))
     click.echo(f"files: {Path(run_dir) if run_dir else config.parser_dir}")
+
+
+# ---- uwav data synth / check (uwav.data.synthetic, uwav.data.check) ---------------------------
+
+
+def _parse_unav_counts(text: str | None) -> dict[str, int | None]:
+    """--videos-unav: 'N' (train) or 'TRAIN,VAL,TEST'."""
+    if text is None:
+        return {}
+    parts = text.split(",")
+    try:
+        counts = [int(p) for p in parts]
+    except ValueError:
+        raise UwavError(f"--videos-unav {text!r}; expected N or TRAIN,VAL,TEST integers") from None
+    if len(counts) not in (1, 3):
+        raise UwavError(f"--videos-unav {text!r}; expected N or TRAIN,VAL,TEST integers")
+    return dict(zip(("unav_train", "unav_validation", "unav_test"), counts, strict=False))
+
+
+@data.command("synth")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--size", type=click.Choice(["tiny", "small", "medium", "llp"]), default="tiny",
+              show_default=True,
+              help="tiny 48/16/16 LLP + 64/16/16 UnAV videos; small 400/100/100 + 400/100/0; "
+                   "medium 1000/200/200 + 1000/250/0; llp 10000/649/1200 + 6489/2134/0.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--layouts", default=None,
+              help="Comma-separated subset of han,valor,uwav [default: all three; uwav only for --size llp, "
+                   "whose HAN res152 files alone would be 6.5 GB].")
+@click.option("--videos-train", type=click.IntRange(min=1), default=None, help="Override LLP train videos.")
+@click.option("--videos-val", type=click.IntRange(min=1), default=None, help="Override LLP val videos.")
+@click.option("--videos-test", type=click.IntRange(min=1), default=None, help="Override LLP test videos.")
+@click.option("--videos-unav", default=None, help="Override UnAV videos: N (train) or TRAIN,VAL,TEST.")
+@click.option("--force", is_flag=True, help="Replace OUT even if it is not empty.")
+@user_errors
+def synth(out, size, seed, layouts, videos_train, videos_val, videos_test, videos_unav, force) -> None:
+    """Write a synthetic LLP + UnAV-100 dataset to OUT in the released layouts (OUT/llp, OUT/unav)."""
+    from uwav.data.synthetic import generate
+
+    overrides = {"train": videos_train, "val": videos_val, "test": videos_test}
+    overrides.update(_parse_unav_counts(videos_unav))
+    chosen = None if layouts is None else tuple(x.strip() for x in layouts.split(",") if x.strip())
+    manifest = generate(out, size=size, seed=seed, layouts=chosen, overrides=overrides, force=force,
+                        progress=True)
+    llp, unav = manifest["llp"], manifest["unav"]
+    click.echo(f"wrote {out}: LLP {llp['train']}/{llp['val']}/{llp['test']} videos "
+               f"(layouts {','.join(manifest['layouts'])}) in {out}/llp, "
+               f"UnAV {unav['train']}/{unav['validation']}/{unav['test']} in {out}/unav, seed {seed}")
+
+
+@data.command("check")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--layout", type=click.Choice(["han", "valor", "uwav"]), required=True)
+@click.option("--dataset", type=click.Choice(["llp", "unav", "ave"]), default="llp", show_default=True)
+@click.option("--annotations", type=click.Path(), default=None,
+              help="LLP: the CSV folder [default: ROOT/annotations]; UnAV: the JSON "
+                   "[default: ROOT/unav100_annotations.json].")
+@user_errors
+def check(root, layout, dataset, annotations) -> None:
+    """Validate a dataset tree: annotations parse, one good feature file per video. Exit 2 on problems."""
+    from uwav.data.check import check_tree
+
+    report = check_tree(root, layout, dataset, annotations)
+    for line in report.summary:
+        click.echo(line)
+    for problem in report.problems:
+        click.echo(f"problem: {problem}")
+    if not report.ok:
+        click.echo(f"error: {len(report.problems)} problem(s) in {root}", err=True)
+        sys.exit(2)
+    click.echo("ok: no problems")
+
+
+# ---- sweep (uwav.sweep) -------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("sweep_file", type=str)
+@click.option("--address", type=str, default=None,
+              help="Ray cluster to run on (e.g. auto, or ray://head:10001); default: a private local Ray.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted sweep: finished trials are kept, unfinished and errored ones "
+                   "continue from their last checkpoint, MLflow runs are reused.")
+@click.option("--quiet", is_flag=True, help="No Tune progress table.")
+@user_errors
+def sweep(sweep_file, address, resume, quiet) -> None:
+    """Search the sweep file's space with Optuna (TPE) inside Ray Tune, early-stop with ASHA, track in MLflow.
+
+    Selects on val only (the test split is never loaded). Writes best_config.yaml and the leaderboard to
+    <storage>/<name>/; finish with `uwav train --best SWEEP_FILE`.
+    """
+    from uwav.sweep.run import format_outcome, run_sweep
+    from uwav.sweep.spec import load_sweep
+
+    spec = load_sweep(sweep_file)
+    outcome = run_sweep(spec, address=address, resume=resume, verbose=0 if quiet else 1)
+    click.echo(format_outcome(outcome, spec.metric))
+
+
+# ---- raw video: extract / parse (uwav.extract, uwav.parse) -------------------------------------
+
+
+def _extract_options(fn):
+    """The model and decoding options shared by `uwav extract` and `uwav parse`."""
+    opts = [
+        click.option("--clip-model", default="ViT-L-14", show_default=True,
+                     help="open_clip architecture."),
+        click.option("--clip-pretrained", default=None,
+                     help="CLIP weights: a local checkpoint file or an open_clip tag already in the cache."),
+        click.option("--clip-config", default=None,
+                     help="open_clip model-config JSON (custom architectures)."),
+        click.option("--clap-checkpoint", default=None,
+                     help="laion_clap checkpoint file (630k-fusion-best.pt)."),
+        click.option("--clap-tokenizer", default="roberta-base", show_default=True,
+                     help="Folder with RoBERTa's vocab.json + merges.txt, or a HuggingFace-cache name."),
+        click.option("--random-weights", is_flag=True,
+                     help="Allow missing weights (random models; smoke tests)."),
+        click.option("--classes", default="llp", show_default=True,
+                     help="Class vocabulary (llp, unav, ave)."),
+        click.option("--segments", type=int, default=None,
+                     help="Force T segments (default round(duration))."),
+        click.option("--batch-size", type=int, default=64, show_default=True),
+        click.option("--device", default="cpu", show_default=True),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _options(workers: int = 1, **kw):
+    from uwav.extract.run import ExtractOptions
+
+    return ExtractOptions(workers=workers, **kw)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", required=True,
+              help="Output folder (UWAV layout: feats_CLIP/, feats_CLAP/, manifest.json).")
+@click.option("--workers", type=int, default=2, show_default=True, help="Decoding threads.")
+@_extract_options
+@user_errors
+def extract(inputs, out, workers, **kw) -> None:
+    """CLIP and CLAP features of videos (files, folders, .txt lists) in the UWAV layout; resumable."""
+    from uwav.extract.run import extract as run
+
+    manifest = run(inputs, out, _options(workers, **kw))
+    click.echo(f"{len(manifest['videos'])} video(s) in {out} (manifest.json: models and checkpoint SHA-256)")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--parser", "parser_ckpt", required=True, help="Parser checkpoint trained on the uwav layout.")
+@click.option("--generator", "generator_ckpt", default=None, help="Also show the generator's segment events.")
+@click.option("--json", "json_out", default=None, help="Write the events as JSON.")
+@click.option("--plot", "plot_out", default=None,
+              help="Timeline PNG; with several videos, a folder that gets one <id>.png each.")
+@_extract_options
+@user_errors
+def parse(inputs, parser_ckpt, generator_ckpt, json_out, plot_out, **kw) -> None:
+    """Events of videos: class, modality (audio/visual/audio-visual), onset, offset, confidence."""
+    from pathlib import Path
+
+    from uwav.io import write_json
+    from uwav.parse import parse_videos, plot_timeline
+
+    results = parse_videos(inputs, parser_ckpt, _options(1, **kw), generator=generator_ckpt)
+    for parsed in results:
+        click.echo(f"{parsed.video} ({parsed.bounds[-1]:.2f} s)")
+        for e in parsed.events:
+            click.echo(f"  {e['onset']:6.2f}-{e['offset']:6.2f} s  {e['class']:<24} {e['modality']:<13} "
+                       f"{e['confidence']:.2f}  {e['source']}")
+        if not parsed.events:
+            click.echo("  no events")
+    if json_out:
+        data = [p.to_json() for p in results]
+        write_json(json_out, data[0] if len(data) == 1 else data)
+    if plot_out:
+        given = kw.get("clip_pretrained") and kw.get("clap_checkpoint")
+        note = "random weights" if kw.get("random_weights") and not given else ""
+        for parsed in results:
+            target = Path(plot_out)
+            if len(results) > 1:
+                target = target / f"{Path(parsed.video).stem}.png"
+            plot_timeline(parsed, target, note=note)

@@ -189,6 +189,12 @@ def _check_value(where: str, key: str, value: Any, f: dataclasses.Field, tp) -> 
         if isinstance(value, bool) or not isinstance(value, int):
             raise UwavError(f"{where}: {key} must be an integer, found {value!r}")
     elif tp is float:
+        if isinstance(value, str):
+            # PyYAML (YAML 1.1) reads `1e-3` without a dot as a string; accept plain numeric text.
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise UwavError(f"{where}: {key} must be a number, found {value!r}")
         value = float(value)
@@ -215,7 +221,7 @@ def _build(cls, raw: Any, where: str, prefix: str):
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise UwavError(f"{where}: {prefix or 'top level'} must be a mapping, found {type(raw).__name__}")
+        raise UwavError(f"{where}: {prefix.rstrip('.') or 'top level'} must be a mapping, found {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))

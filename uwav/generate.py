@@ -80,7 +80,7 @@ def generate_logits(config, progress: bool = True) -> Path:
     root = generator_features_root(config)
     ckpt = Path(config.generator_checkpoint)
     model = load_generator(ckpt)
-    text_visual, text_audio = load_text_embeddings(root, vocabulary(config.dataset))
+    text_visual, text_audio = load_text_embeddings(root, len(vocabulary(config.dataset)))
     arrays: dict[str, np.ndarray] = {"generator_sha256": np.array(file_sha256(ckpt))}
     splits = SPLITS
     if progress:
@@ -178,7 +178,7 @@ def run_pseudo(config, force: bool = False, progress: bool = True) -> dict:
         regenerated = True
     cache = open_logits(config.logits_file)
     root = generator_features_root(config)
-    text_visual, text_audio = load_text_embeddings(root, vocabulary(config.dataset))
+    text_visual, text_audio = load_text_embeddings(root, len(vocabulary(config.dataset)))
     mode = config.pseudo.threshold_mode
     ann, logits, zero_shot = {}, {}, {}
     for split in SPLITS:

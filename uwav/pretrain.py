@@ -41,7 +41,7 @@ def load_unav_data(config) -> UnavData:
     limit = config.pretrain.max_videos or None
     train = load_unav_split(p.unav_features, p.unav_annotations, "train", max_videos=limit)
     val = load_unav_split(p.unav_features, p.unav_annotations, "validation", max_videos=limit)
-    text_visual, text_audio = load_text_embeddings(p.unav_features, UNAV_CLASSES)
+    text_visual, text_audio = load_text_embeddings(p.unav_features, len(UNAV_CLASSES))
     return UnavData(train=train, val=val, text_audio=text_audio, text_visual=text_visual)
 
 
@@ -164,7 +164,7 @@ def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainR
             if p.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
             optimizer.step()
-            total += float(loss)
+            total += loss.item()
             count += 1
         val = evaluate_generator(model, data.val, text_a, text_v, device)
         improved = val["seg_av"] > best

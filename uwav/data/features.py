@@ -6,7 +6,8 @@ UwavError that gives the count and the first few (file, found, expected); `scan`
 for `uwav data check`.
 
 Layouts, relative to the folder the user names:
-  han    feats/vggish/<id>.npy (10, 128), feats/res152/<id>.npy (80, 2048), feats/r2plus1d_18/<id>.npy (10, 512)
+  han    feats/vggish/<id>.npy (10, 128), feats/res152/<id>.npy (80, 2048),
+         feats/r2plus1d_18/<id>.npy (10, 512)
   valor  CLIP/features/<id>.npy (10, 768), CLAP/features/<id>.npy (64, 768),
          optional {CLIP,CLAP}/segment_pseudo_labels/<id>.npy (10, 25) int 0/1
   uwav   feats_CLIP/segment_feats/<id>.npy (T, 768), feats_CLAP/segment_feats/<id>.npy (T, 512),
@@ -65,8 +66,10 @@ VALOR_PSEUDO: dict[str, Spec] = {
     "clip_pseudo": Spec("CLIP/segment_pseudo_labels", (10, 25), "iub"),
     "clap_pseudo": Spec("CLAP/segment_pseudo_labels", (10, 25), "iub"),
 }
-UWAV_TEXT = {"clip": ("feats_CLIP/event_feats/all_event_feats.npy", 768),
-             "clap": ("feats_CLAP/event_feats/all_event_feats.npy", 512)}
+UWAV_TEXT = {
+    "clip": ("feats_CLIP/event_feats/all_event_feats.npy", 768),
+    "clap": ("feats_CLAP/event_feats/all_event_feats.npy", 512),
+}
 RES152_FRAMES_PER_SEGMENT = 8
 
 
@@ -209,7 +212,7 @@ def mean_of_8(res152: np.ndarray) -> np.ndarray:
 
 
 def load_han(root: str | os.PathLike, ids: Sequence[str]) -> dict[str, np.ndarray]:
-    """HAN features: vggish [N, 10, 128], res152 [N, 10, 2048] (mean of 8 frames), r2plus1d_18 [N, 10, 512]."""
+    """HAN features: vggish [N, 10, 128], res152 [N, 10, 2048] (mean of 8), r2plus1d_18 [N, 10, 512]."""
     specs = SPECS["han"]
     out = {
         "vggish": _stack(root, specs["vggish"], ids, "vggish"),
@@ -248,8 +251,11 @@ def load_uwav_segments(
     if length is None:
         if not ids:
             raise UwavError("no video ids given; cannot infer the segment count T")
-        data, problem = read_into(_folder(root, SPECS["uwav"]["clip"]) / f"{ids[0]}.npy",
-                                  Spec(SPECS["uwav"]["clip"].folder, (None, 768)), None)
+        data, problem = read_into(
+            _folder(root, SPECS["uwav"]["clip"]) / f"{ids[0]}.npy",
+            Spec(SPECS["uwav"]["clip"].folder, (None, 768)),
+            None,
+        )
         if problem is not None:
             raise UwavError(str(problem))
         length = data.shape[0]
@@ -309,7 +315,9 @@ def scan(root: str | os.PathLike, spec: Spec, ids: Sequence[str]) -> ScanResult:
     """Validate `<root>/<spec.folder>/<id>.npy` for every id, reading one file at a time."""
     folder = Path(root) / spec.folder
     if not folder.is_dir():
-        problem = Problem(str(folder), "no folder", f"{len(ids)} files {spec.folder}/<id>.npy {spec.describe()}")
+        problem = Problem(
+            str(folder), "no folder", f"{len(ids)} files {spec.folder}/<id>.npy {spec.describe()}"
+        )
         return ScanResult(spec, len(ids), [problem], None, None)
     fixed = all(d is not None for d in spec.shape)
     scratch = np.empty(spec.shape, dtype=np.float32 if spec.kinds == "f" else np.int64) if fixed else None

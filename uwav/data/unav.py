@@ -10,6 +10,7 @@ Rules reproduced exactly:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -116,7 +117,7 @@ def second_labels(events, duration: float) -> np.ndarray:
     return labels
 
 
-def _split_labels(videos: list[UnavVideo], tmax: int) -> np.ndarray:
+def split_labels(videos: list[UnavVideo], tmax: int) -> np.ndarray:
     """bool [N, Tmax, 100] for a whole split at once (same rule as `second_labels`)."""
     rows = [(i, s, e, c) for i, v in enumerate(videos) for s, e, c in v.events]
     labels = np.zeros((len(videos), tmax, NUM_CLASSES), dtype=bool)
@@ -128,20 +129,29 @@ def _split_labels(videos: list[UnavVideo], tmax: int) -> np.ndarray:
     return labels
 
 
+@functools.lru_cache(maxsize=4096)
+def _pool_matrix(n: int, length: int) -> np.ndarray:
+    """float32 [length, n]: row i averages input rows floor(i*n/length) .. ceil((i+1)*n/length) - 1."""
+    i = np.arange(length)
+    lo = (i * n) // length
+    hi = -((-(i + 1) * n) // length)  # ceil division in integers: no float rounding at bin edges
+    j = np.arange(n)
+    inside = (j[None, :] >= lo[:, None]) & (j[None, :] < hi[:, None])
+    matrix = (inside / (hi - lo)[:, None]).astype(np.float32)
+    matrix.flags.writeable = False
+    return matrix
+
+
 def adaptive_pool(x: np.ndarray, length: int) -> np.ndarray:
     """Adaptive average pooling along time: [L, D] -> [length, D] float32.
 
     Row i is the mean of x[floor(i*L/length) : ceil((i+1)*L/length)]; when L < length rows repeat.
+    A cached [length, L] averaging matrix makes this one small matmul per video.
     """
     n = x.shape[0]
     if n < 1 or length < 1:
         raise ValueError(f"adaptive_pool needs L >= 1 and length >= 1, got {n} and {length}")
-    i = np.arange(length)
-    lo = (i * n) // length
-    hi = -((-(i + 1) * n) // length)  # ceil division in integers: no float rounding at bin edges
-    csum = np.zeros((n + 1, x.shape[1]), dtype=np.float64)
-    np.cumsum(x, axis=0, dtype=np.float64, out=csum[1:])
-    return ((csum[hi] - csum[lo]) / (hi - lo)[:, None]).astype(np.float32)
+    return _pool_matrix(n, length) @ np.asarray(x, dtype=np.float32)
 
 
 def valid_mask(lengths: np.ndarray, tmax: int) -> np.ndarray:
@@ -207,6 +217,6 @@ def load_unav_split(
         ids=tuple(v.id for v in videos),
         clap=feats["clap"],
         clip=feats["clip"],
-        labels=_split_labels(videos, tmax),
+        labels=split_labels(videos, tmax),
         lengths=lengths,
     )

@@ -1,0 +1,96 @@
+"""Typed configs: the shipped files load, and every bad value is one line naming file and key."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from uwav.cli import main
+from uwav.config import Config, field_kind, flat_dict, load_config, with_overrides
+from uwav.errors import UwavError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "llp.yaml"])
+def test_shipped_configs_load(name):
+    config = load_config(ROOT / "configs" / name)
+    assert isinstance(config, Config)
+
+
+def test_llp_config_holds_the_paper_and_code_defaults():
+    c = load_config(ROOT / "configs" / "llp.yaml")
+    assert (c.parser.layers, c.parser.heads, c.parser.ff, c.parser.d_model) == (5, 16, 2048, 512)
+    assert (c.loss.W, c.loss.alpha, c.pseudo.temperature, c.loss.reweight_scale) == (0.5, 1.7, 2.0, "code")
+    assert (c.train.epochs, c.train.batch_size, c.train.lr_max, c.train.lr_min) == (80, 64, 1e-4, 5e-6)
+    assert (c.pretrain.grad_clip, c.pretrain.pos_weight, c.pretrain.beta1) == (2.0, 5.0, 0.5)
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("loss: {W: -1}", "loss.W must be > 0"),
+        ("loss: {Wx: 1}", "unknown key 'loss.Wx'"),
+        ("train: {epochs: 2.5}", "train.epochs must be an integer"),
+        ("train: {precision: fp16}", "train.precision must be one of fp32, bf16"),
+        ("loss: {mixup: yes please}", "loss.mixup must be true or false"),
+        ("pseudo: {temperature: 0}", "pseudo.temperature must be > 0"),
+        ("train: {lr_max: 1.0e-4, lr_min: 1.0e-3}", "train.lr_min (0.001) must not exceed"),
+        ("parser: {d_model: 100, heads: 16}", "parser.heads (16) must divide the width (100)"),
+        ("paths: 3", "paths must be a mapping"),
+        ("loss: {W: [1, 2]}", "loss.W must be a number"),
+        ("train: {epochs: 3\n  bad", "invalid YAML"),
+    ],
+)
+def test_bad_values_are_one_line_errors_naming_file_and_key(tmp_path, text, fragment):
+    path = _write(tmp_path, text)
+    with pytest.raises(UwavError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert fragment in message
+    assert str(path) in message
+    assert "\n" not in message
+
+
+def test_missing_file():
+    with pytest.raises(UwavError, match="config file not found"):
+        load_config("/nonexistent/config.yaml")
+
+
+def test_overrides_are_validated_and_flattened():
+    base = Config()
+    c = with_overrides(base, {"loss.W": 0.25, "pseudo.offset_audio": -1.5, "train.epochs": 3,
+                             "train.warmup_epochs": 1})
+    flat = flat_dict(c)
+    assert flat["loss.W"] == 0.25 and flat["pseudo.offset_audio"] == -1.5 and flat["train.epochs"] == 3
+    assert base.loss.W == 0.5  # frozen: the base is untouched
+    with pytest.raises(UwavError, match="loss.alpha must be a number"):
+        with_overrides(base, {"loss.alpha": "high"})
+    with pytest.raises(UwavError, match="unknown key 'loss.nope'"):
+        with_overrides(base, {"loss.nope": 1})
+
+
+def test_field_kind_knows_types_and_rejects_unknown_keys():
+    tp, f = field_kind("loss.segment_target")
+    assert tp is str and f.metadata["choices"] == ("soft", "hard")
+    assert field_kind("train.epochs")[0] is int
+    with pytest.raises(UwavError):
+        field_kind("loss")
+    with pytest.raises(UwavError):
+        field_kind("loss.W.x")
+
+
+def test_cli_reports_config_error_in_one_line_with_exit_code_2(tmp_path):
+    path = _write(tmp_path, "loss: {reweight_scale: huge}")
+    result = CliRunner().invoke(main, ["train", str(path)])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0
+    assert "loss.reweight_scale must be one of code, paper" in result.output
+    result = CliRunner().invoke(main, ["train", str(path), "--set", "novalue"])
+    assert result.exit_code == 2 and "expected KEY=VALUE" in result.output

@@ -1,0 +1,134 @@
+"""MLflow tracking without Ray: the Tune callback driven by stand-in trials, read back via MlflowClient."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass, field
+
+import pytest
+from sweep_fixtures import BASE
+
+from uwav import tracking
+from uwav.config import config_from_dict, to_dict
+
+
+@dataclass
+class Trial:  # the attributes of ray.tune.experiment.Trial the callback reads
+    trial_id: str
+    config: dict
+    last_result: dict = field(default_factory=dict)
+    num_failures: int = 0
+    error_file: str | None = None
+
+    def __str__(self):
+        return f"sweep_trial_{self.trial_id}"
+
+
+def result(epoch: int, value: float) -> dict:
+    return {"epoch": epoch, "val_seg_type": value, "loss_total": 1.0 / epoch, "objective": value,
+            "best_objective": value, "time_this_iter_s": 0.1, "trial_id": "ignored", "config": {"x": 1}}
+
+
+@pytest.fixture(scope="module")
+def uri(tmp_path_factory):
+    """One store for the module: creating an MLflow sqlite database takes seconds."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def sweep(uri, tmp_path, request):
+    base = to_dict(config_from_dict(BASE))
+    exp_id, parent = tracking.start_sweep(uri, f"uwav-{request.node.name}", tmp_path / "sweep", "test",
+                                          {"space.loss.W": "x"})
+    return uri, exp_id, parent, tracking.SweepTracker(uri, exp_id, parent, base, ("loss.W",))
+
+
+def test_child_runs_params_steps_and_statuses(sweep):
+    uri, _, parent, cb = sweep
+    done, stopped, broken = Trial("a", {"loss.W": 0.3}), Trial("b", {"loss.W": 1.5}), Trial("c", {"loss.W": 1.0})
+    for t in (done, stopped, broken):
+        cb.on_trial_start(0, [], t)
+    for epoch in range(1, 5):
+        cb.on_trial_result(0, [], done, {**result(epoch, 10.0 * epoch), "pseudo_val_seg_type": 40.0}
+                           if epoch == 1 else result(epoch, 10.0 * epoch))
+    cb.on_trial_result(0, [], stopped, result(1, 5.0))
+    cb.on_trial_complete(0, [], done)
+    cb.on_trial_complete(0, [], stopped)
+    cb.on_trial_error(0, [], broken)
+    client = tracking.client(uri)
+    runs = {r.data.tags[tracking.TRIAL_TAG]: r for r in tracking.child_runs(uri, parent)}
+    assert set(runs) == {"a", "b", "c"}
+    assert {k: r.info.status for k, r in runs.items()} == {"a": "FINISHED", "b": "FINISHED", "c": "FAILED"}
+    assert runs["a"].data.tags["stopped_early"] == "false" and runs["b"].data.tags["stopped_early"] == "true"
+    assert runs["a"].data.tags[tracking.PARENT_TAG] == parent
+    assert runs["a"].data.params["loss.W"] == "0.3" and runs["a"].data.params["parser.d_model"] == "16"
+    assert runs["a"].data.tags["uwav.searched"] == "loss.W"
+    history = client.get_metric_history(runs["a"].info.run_id, "val_seg_type")
+    assert [(m.step, m.value) for m in history] == [(1, 10.0), (2, 20.0), (3, 30.0), (4, 40.0)]
+    assert runs["a"].data.metrics["final_objective"] == 40.0
+    assert [m.step for m in client.get_metric_history(runs["a"].info.run_id, "pseudo_val_seg_type")] == [0]
+    # Tune's bookkeeping is not logged as metrics
+    assert "time_this_iter_s" not in runs["a"].data.metrics and "trial_id" not in runs["a"].data.metrics
+
+
+def test_restored_callback_reuses_runs_and_skips_logged_steps(sweep):
+    uri, _, parent, cb = sweep
+    trial = Trial("a", {"loss.W": 0.3})
+    cb.on_trial_start(0, [], trial)
+    cb.on_trial_result(0, [], trial, result(1, 1.0))
+    cb.on_trial_result(0, [], trial, result(2, 2.0))
+    # Tuner.restore unpickles the callback in a new driver; the restarted trial repeats epoch 2
+    again = pickle.loads(pickle.dumps(cb))
+    assert again._runs == {} and again._client is None
+    again.on_trial_start(0, [], trial)
+    for epoch in (2, 3):
+        again.on_trial_result(0, [], trial, result(epoch, float(epoch)))
+    again.on_trial_complete(0, [], trial)
+    (run,) = tracking.child_runs(uri, parent)
+    steps = [m.step for m in tracking.client(uri).get_metric_history(run.info.run_id, "val_seg_type")]
+    assert steps == [1, 2, 3] and run.info.status == "FINISHED"
+
+
+def test_interrupted_sweep_closes_runs_and_resume_reopens_the_parent(sweep, tmp_path):
+    uri, exp_id, parent, cb = sweep
+    trial = Trial("a", {"loss.W": 0.3})
+    cb.on_trial_start(0, [], trial)
+    tracking.finish_sweep(uri, parent, "KILLED")
+    client = tracking.client(uri)
+    assert client.get_run(parent).info.status == "KILLED"
+    (child,) = tracking.child_runs(uri, parent)
+    assert child.info.status == "KILLED" and child.data.tags["uwav.interrupted"] == "true"
+    # --resume: the same parent is found by the sweep folder and reopened, not duplicated
+    exp_again, parent_again = tracking.start_sweep(uri, client.get_experiment(exp_id).name, tmp_path / "sweep",
+                                                   "test", {})
+    assert (exp_again, parent_again) == (exp_id, parent)
+    assert client.get_run(parent).info.status == "RUNNING"
+    cb.on_trial_start(0, [], trial)
+    assert tracking.client(uri).get_run(child.info.run_id).info.status == "RUNNING"
+    assert len(tracking.child_runs(uri, parent)) == 1
+
+
+def test_pseudo_quality_rows_skip_test(tmp_path):
+    path = tmp_path / "quality.json"
+    path.write_text(json.dumps({"rows": [
+        {"labels": "generator", "split": "val", "seg_type": 60.0},
+        {"labels": "zero_shot", "split": "train", "seg_type": 30.0},
+        {"labels": "generator", "split": "test", "seg_type": 99.0},
+    ]}))
+    assert tracking.pseudo_quality_metrics(path) == {"pseudo_generator_val_seg_type": 60.0,
+                                                     "pseudo_zero_shot_train_seg_type": 30.0}
+    assert tracking.pseudo_quality_metrics(tmp_path / "missing.json") == {}
+
+
+def test_final_run_has_per_seed_steps_and_summary(uri):
+    run_id = tracking.log_final(uri, "uwav-test", "best", {"loss.W": 0.3, "seeds": 2},
+                                [{"test_seg_type": 40.0}, {"test_seg_type": 42.0}],
+                                {"test_seg_type_mean": 41.0, "test_seg_type_std": 1.414})
+    client = tracking.client(uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params["loss.W"] == "0.3"
+    assert [m.value for m in client.get_metric_history(run_id, "test_seg_type")] == [40.0, 42.0]
+    assert run.data.metrics["test_seg_type_mean"] == 41.0
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.artifact_location.startswith("file://") and "mlartifacts" in exp.artifact_location

@@ -1,0 +1,154 @@
+"""`fit`: schedule, determinism, resume, the ablation switches and the run files (tiny synthetic data)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from uwav.cli import main
+from uwav.config import load_config, with_overrides
+from uwav.data.dataset import load_parser_data
+from uwav.metrics import METRIC_NAMES
+from uwav.train import Trainer, epoch_lr, fit, resolve_device
+
+
+def test_epoch_lr_matches_the_documented_schedule():
+    # method.md §9.4 with E = 80, Wu = 10: e = 1 -> 0.1·max, e = 10 -> max, e = 80 -> min
+    assert epoch_lr(1, 80, 10, 1e-4, 5e-6) == pytest.approx(1e-5)
+    assert epoch_lr(10, 80, 10, 1e-4, 5e-6) == pytest.approx(1e-4)
+    assert epoch_lr(45, 80, 10, 1e-4, 5e-6) == pytest.approx(5e-6 + 0.5 * (1e-4 - 5e-6))
+    assert epoch_lr(80, 80, 10, 1e-4, 5e-6) == pytest.approx(5e-6)
+    assert epoch_lr(3, 3, 3, 1e-3, 0.0) == pytest.approx(1e-3)
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_pipeline):
+    config = load_config(tiny_pipeline)
+    return config, load_parser_data(config, include_test=False)
+
+
+def test_sweep_style_loading_never_holds_the_test_split(setup):
+    _, data = setup
+    assert set(data.splits) == {"train", "val"}
+    from uwav.errors import UwavError
+
+    with pytest.raises(UwavError, match="test split is not loaded"):
+        data.split("test")
+
+
+def test_same_seed_gives_bit_identical_runs(setup):
+    config, data = setup
+    a = fit(config, data, progress=False, keep_best=False)
+    b = fit(config, data, progress=False, keep_best=False)
+    assert [h.losses for h in a.history] == [h.losses for h in b.history]
+    assert [h.val for h in a.history] == [h.val for h in b.history]
+    c = fit(with_overrides(config, {"seed": 8}), data, progress=False, keep_best=False)
+    assert [h.losses for h in c.history] != [h.losses for h in a.history]
+
+
+def test_resume_continues_bit_identically(setup):
+    config, data = setup
+    straight = fit(config, data, progress=False, keep_best=False)
+    import io
+
+    saved = io.BytesIO()
+
+    def save_after_first_epoch(report, trainer):
+        # serialise at once, as a checkpoint does: state_dict() holds live tensors
+        if report.epoch == 1:
+            torch.save(trainer.state_dict(), saved)
+
+    fit(config, data, progress=False, keep_best=False, on_epoch=save_after_first_epoch)
+    saved.seek(0)
+    state = torch.load(saved, weights_only=True)
+    resumed = fit(config, data, progress=False, keep_best=False, resume_state=state)
+    assert [h.losses for h in resumed.history] == [h.losses for h in straight.history]
+    assert resumed.best_val == straight.best_val
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"loss.segment_target": "hard", "loss.reweight": False, "loss.mixup": False},  # Binary
+        {"loss.reweight": False, "loss.mixup": False},  # Soft
+        {"loss.mixup": False},  # Soft + Re-weight
+        {"loss.reweight": False},  # Soft + Mixup
+        {"pseudo.inf_threshold_policy": "global_min", "pseudo.threshold_mode": "classagnostic"},
+        {"train.precision": "bf16"},
+        {"train.train_fraction": 0.5},
+    ],
+)
+def test_switches_train_and_report_all_metrics(setup, overrides):
+    config, data = setup
+    result = fit(with_overrides(config, {**overrides, "train.epochs": 2}), data, progress=False)
+    assert len(result.history) == 2
+    assert set(METRIC_NAMES) <= set(result.best_val)
+    losses = result.history[-1].losses
+    assert all(np.isfinite(v) for v in losses.values())
+    if overrides.get("loss.mixup") is False:
+        assert losses["mixup"] == 0.0
+    else:
+        assert losses["mixup"] > 0.0
+
+
+def test_reweighting_changes_the_segment_loss(setup):
+    config, data = setup
+    trainer_off = Trainer(with_overrides(config, {"loss.reweight": False}), data, resolve_device("cpu"))
+    trainer_on = Trainer(config, data, resolve_device("cpu"))
+    assert trainer_off.targets.w_pos["audio"] is None
+    w_pos, w_neg = trainer_on.targets.w_pos["audio"], trainer_on.targets.w_neg["audio"]
+    # code scale: w_pos = (C − Σ f_c)·W, w_neg = Σ f_c, with f_c the hard-label class frequencies
+    density = trainer_on.targets.hard_fraction["audio"]
+    num_classes = data.num_classes
+    assert w_neg == pytest.approx(density * num_classes, rel=1e-5)
+    assert w_pos == pytest.approx((num_classes - w_neg) * config.loss.W, rel=1e-5)
+
+
+def test_cli_train_writes_checkpoints_metrics_and_eval_format_predictions(tiny_pipeline, tmp_path):
+    config = load_config(tiny_pipeline)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", str(tiny_pipeline), "--test", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "Type@AV" in result.output
+    for name in ("best.pt", "last.pt", "history.json", "metrics.json", "predictions_test.npz"):
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "metrics.json").read_text())
+    assert set(summary["test"]) >= set(METRIC_NAMES) and summary["tie_rule"] == config.eval.tie_rule
+    # the predictions score the same through `uwav eval`
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(main, ["eval", str(run / "predictions_test.npz"), "--annotations",
+                                       config.paths.annotations, "--split", "test", "--tie-rule",
+                                       config.eval.tie_rule, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    scored = json.loads(out.read_text())
+    assert scored["segment"]["type"] == pytest.approx(summary["test"]["seg_type"], abs=1e-4)
+    assert scored["event"]["event"] == pytest.approx(summary["test"]["ev_event"], abs=1e-4)
+    # checkpoints load with weights_only
+    torch.load(run / "best.pt", weights_only=True)
+    # --resume after completion trains no further epoch and reproduces the same best
+    result = CliRunner().invoke(main, ["train", str(tiny_pipeline), "--resume", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "metrics.json").read_text())["val"] == summary["val"]
+
+
+def test_pseudo_reuses_cached_logits_until_the_checkpoint_changes(tiny_pipeline):
+    from uwav.generate import cache_is_current, run_pseudo
+
+    config = load_config(tiny_pipeline)
+    assert cache_is_current(config)
+    report = run_pseudo(config, progress=False)
+    assert report["regenerated_logits"] is False
+    rows = {(r["labels"], r["split"]) for r in report["rows"]}
+    assert rows == {(src, s) for src in ("generator", "zero_shot") for s in ("train", "val", "test")}
+    with open(config.generator_checkpoint, "ab") as fh:  # any change of the checkpoint bytes
+        fh.write(b"\0")
+    try:
+        assert not cache_is_current(config)
+    finally:
+        with open(config.generator_checkpoint, "rb+") as fh:
+            fh.truncate(fh.seek(0, 2) - 1)
+    assert cache_is_current(config)
