@@ -228,7 +228,8 @@ class Trainer:
         video = losses.video_loss(out.video_prob.float(), weak)
         seg = torch.zeros((), device=self.device)
         mix = torch.zeros((), device=self.device)
-        for m, seg_logits, feats in (("audio", out.seg_logits_a, out.feats_a), ("visual", out.seg_logits_v, out.feats_v)):
+        streams = (("audio", out.seg_logits_a, out.feats_a), ("visual", out.seg_logits_v, out.feats_v))
+        for m, seg_logits, feats in streams:
             soft, hard = batch_targets(self.z[m][idx], self.targets.theta[m], weak, cfg.pseudo.temperature)
             target = soft if cfg.loss.segment_target == "soft" else hard
             seg = seg + losses.segment_loss(seg_logits.float(), target, weak, self.targets.w_pos[m],
