@@ -83,8 +83,7 @@ def memory_trial(log: Path):
 
         original = train.Trainer.run_epoch
 
-        def run_epoch(self):
-            report = original(self)
+        def record(when: str) -> None:
             fields = {}
             for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
                 key, value = line.split(":", 1)
@@ -92,10 +91,15 @@ def memory_trial(log: Path):
             private = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
             shared = fields.get("Shared_Clean", 0) + fields.get("Shared_Dirty", 0)
             with open(log, "a") as fh:
-                fh.write(json.dumps({"pid": os.getpid(), "rss": fields["Rss"], "pss": fields["Pss"],
+                fh.write(json.dumps({"pid": os.getpid(), "when": when, "rss": fields["Rss"], "pss": fields["Pss"],
                                      "private": private, "shared": shared}) + "\n")
+
+        def run_epoch(self):
+            report = original(self)
+            record("epoch")
             return report
 
+        record("start")  # torch imported, data mapped from the object store, no model yet
         train.Trainer.run_epoch = run_epoch
         try:
             sweep_trial(params, **kwargs)
@@ -154,19 +158,25 @@ def main() -> None:
             spec = write_spec(tmp, "memory", args.epochs, 2, concurrent=2)
             run_sweep(spec, data=data, verbose=0, trainable=memory_trial(log))
             rows = [json.loads(line) for line in log.read_text().splitlines()]
-            by_pid: dict[int, dict] = {}
+            start = {r["pid"]: r for r in rows if r["when"] == "start"}
+            peak: dict[int, dict] = {}
             for r in rows:
-                peak = by_pid.setdefault(r["pid"], r)
-                if r["rss"] > peak["rss"]:
-                    by_pid[r["pid"]] = r
-            print(f"\n2 concurrent trials on {mb:.0f} MiB of shared data (peak per trial process, MiB)")
-            print(f"  {'pid':>8} {'RSS':>8} {'shared':>8} {'private':>8} {'PSS':>8}")
-            for pid, r in by_pid.items():
-                print(f"  {pid:>8} {r['rss'] / 1024:8.0f} {r['shared'] / 1024:8.0f} {r['private'] / 1024:8.0f} "
-                      f"{r['pss'] / 1024:8.0f}")
-            extra = max(r["private"] for r in by_pid.values()) / 1024
-            print(f"  memory per extra trial (private, incl. Python + torch runtime): {extra:.0f} MiB = "
-                  f"{extra / mb:.2f} x the data; a copy of the data per trial would add {mb:.0f} MiB")
+                if r["when"] == "epoch" and r["private"] >= peak.get(r["pid"], r)["private"]:
+                    peak[r["pid"]] = r
+            print(f"\n2 concurrent trials on {mb:.0f} MiB of shared data (MiB per trial process; start = torch "
+                  f"imported and data mapped, peak = after an epoch)")
+            print(f"  {'pid':>8} {'RSS':>8} {'shared':>8} {'private':>8} {'private':>8} {'added by':>9}")
+            print(f"  {'':>8} {'peak':>8} {'peak':>8} {'start':>8} {'peak':>8} {'training':>9}")
+            added = []
+            for pid, r in peak.items():
+                s0 = start[pid]["private"]
+                added.append((r["private"] - s0) / 1024)
+                print(f"  {pid:>8} {r['rss'] / 1024:8.0f} {r['shared'] / 1024:8.0f} {s0 / 1024:8.0f} "
+                      f"{r['private'] / 1024:8.0f} {added[-1]:9.0f}")
+            print(f"  memory per extra trial: the runtime ({max(s['private'] for s in start.values()) / 1024:.0f} MiB "
+                  f"of Python + torch, once per worker) + {max(added):.0f} MiB for model, optimiser and "
+                  f"activations = {max(added) / mb:.2f} x the data; a copy of the data per trial would add "
+                  f"{mb:.0f} MiB")
     finally:
         ray.shutdown()
 

@@ -105,7 +105,7 @@ def _new_tuner(spec: SweepSpec, trainable, callback):
     sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.n_startup_trials,
                                          multivariate=s.multivariate, group=s.group,
                                          constant_liar=s.constant_liar)
-    searcher = OptunaSearch(space=spec.tune_space(), metric="best_objective", mode="max",
+    searcher = OptunaSearch(metric="best_objective", mode="max",
                             points_to_evaluate=[dict(p) for p in spec.points_to_evaluate] or None,
                             sampler=sampler)
     searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
@@ -116,10 +116,11 @@ def _new_tuner(spec: SweepSpec, trainable, callback):
         name=spec.name, storage_path=str(spec.storage_path), callbacks=[callback],
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=_verbosity())
+    # reuse_actors: a finished trial's worker process runs the next trial, so Python, torch and the
+    # mapped data are set up once per worker rather than once per trial.
     tune_config = tune.TuneConfig(metric="best_objective", mode="max", search_alg=searcher,
-                                  scheduler=scheduler, num_samples=spec.num_samples,
-                                  max_concurrent_trials=spec.max_concurrent)
-    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+                                  scheduler=scheduler, num_samples=spec.num_samples, reuse_actors=True)
+    return tune.Tuner(trainable, param_space=spec.tune_space(), tune_config=tune_config, run_config=run_config)
 
 
 _VERBOSE = [1]

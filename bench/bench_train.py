@@ -1,0 +1,252 @@
+"""Parser training and validation speed: uwav's `fit` loop against a plain PyTorch baseline, same process.
+
+The baseline is the usual way to write it (and what the official code does): a per-item `Dataset` that
+reads one `.npy` per feature and per pseudo-label file for every video, a `DataLoader` with workers, and
+a separate validation pass at batch size 1. uwav keeps each split as in-memory tensors, gathers batches
+by index and validates in large batches with the vectorised metrics. Both train the same HAN (paper size
+by default) with the same UWAV losses on the same synthetic LLP-layout data written to disk here.
+
+A fixed number of training batches is timed and extrapolated to a 10,000-video LLP epoch (labelled as
+such); validation is timed in full on 649 videos. Prints achieved GFLOP/s next to the machine's matmul
+ceiling measured at the parser's shapes.
+
+    python bench/bench_train.py [--train-videos 640] [--batches 8] [--threads 2] [--small]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from uwav import losses  # noqa: E402
+from uwav.config import config_from_dict  # noqa: E402
+from uwav.data.dataset import ParserData, SplitArrays  # noqa: E402
+from uwav.data.features import parser_inputs  # noqa: E402
+from uwav.data.llp import load_llp_split  # noqa: E402
+from uwav.metrics import evaluate_probabilities  # noqa: E402
+from uwav.pseudo import fit_thresholds  # noqa: E402
+from uwav.train import Trainer, build_parser, evaluate_split  # noqa: E402
+
+LLP_TRAIN_VIDEOS = 10_000
+PAPER = {"d_model": 512, "layers": 5, "heads": 16, "ff": 2048, "dropout": 0.1}
+SMALL = {"d_model": 128, "layers": 2, "heads": 4, "ff": 256, "dropout": 0.1}
+
+
+def make_dataset(root: Path, train_videos: int, val_videos: int, seed: int = 0) -> None:
+    from uwav.data.synthetic import generate
+
+    generate(root, size="small", seed=seed, layouts=("han",),
+             overrides={"train": train_videos, "val": val_videos, "test": 1, "unav_train": 1,
+                        "unav_validation": 1})
+
+
+def write_logits(root: Path, split: str, ids: list[str], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per-video logits files, as UWAV's stage 2 writes them (a_/v_segmentwise_logits/<id>.npy)."""
+    arrays = {}
+    for m in ("a", "v"):
+        z = rng.normal(0.0, 2.0, size=(len(ids), 10, 25)).astype(np.float32)
+        folder = root / f"{m}_segmentwise_logits"
+        folder.mkdir(exist_ok=True)
+        for vid, zi in zip(ids, z, strict=True):
+            np.save(folder / f"{vid}.npy", zi)
+        arrays[m] = z
+    return arrays
+
+
+class PerVideoDataset(torch.utils.data.Dataset):
+    """The baseline's data path: five .npy reads and label construction per item."""
+
+    def __init__(self, root: Path, ids: list[str], weak: np.ndarray, theta: dict[str, np.ndarray], tau: float):
+        self.root, self.ids, self.weak, self.theta, self.tau = root, ids, weak, theta, tau
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int):
+        vid = self.ids[i]
+        audio = np.load(self.root / "feats/vggish" / f"{vid}.npy")
+        res152 = np.load(self.root / "feats/res152" / f"{vid}.npy").reshape(10, 8, 2048).mean(axis=1)
+        r2p1d = np.load(self.root / "feats/r2plus1d_18" / f"{vid}.npy")
+        visual = np.concatenate([res152, r2p1d], axis=1).astype(np.float32)
+        weak = self.weak[i]
+        targets = []
+        for m in ("a", "v"):
+            z = np.load(self.root / f"{m}_segmentwise_logits" / f"{vid}.npy")
+            th = np.where(np.isneginf(self.theta[m]), z.min(axis=0) - 1.0, self.theta[m])
+            targets.append((1.0 / (1.0 + np.exp(-(z - th) / self.tau)) * weak).astype(np.float32))
+        return audio, visual, weak, targets[0], targets[1]
+
+
+def baseline_step(model, optimizer, batch, w, alpha, gen) -> None:
+    audio, visual, weak, t_a, t_v = batch
+    out = model(audio, visual)
+    loss = losses.video_loss(out.video_prob, weak)
+    streams = ((out.seg_logits_a, out.feats_a, t_a, "a"), (out.seg_logits_v, out.feats_v, t_v, "v"))
+    for seg_logits, feats, target, m in streams:
+        loss = loss + losses.segment_loss(seg_logits, target, weak, w[m][0], w[m][1])
+        lam, perm = losses.sample_mixup(feats.shape[0] * feats.shape[1], alpha, gen)
+        loss = loss + losses.mixup_loss(feats, target, model.classify, lam, perm)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+
+
+def time_baseline(root: Path, model, ids, weak, theta, batches: int, batch_size: int, workers: int) -> float:
+    """Seconds per training batch of the per-item Dataset + DataLoader baseline (after one warm-up batch)."""
+    ds = PerVideoDataset(root, ids, weak, theta, tau=2.0)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
+                                         persistent_workers=False, drop_last=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    w = {"a": (11.9, 1.1), "v": (11.9, 1.1)}
+    model.train()
+    it = iter(loader)
+    baseline_step(model, optimizer, next(it), w, 1.7, gen)  # warm-up (workers start, allocator warms)
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        baseline_step(model, optimizer, next(it), w, 1.7, gen)
+    return (time.perf_counter() - t0) / batches
+
+
+@torch.no_grad()
+def baseline_validation(root: Path, model, val_ids, gt_a, gt_v) -> float:
+    """The official code's validation: batch size 1, one forward per video, then the metrics."""
+    model.eval()
+    t0 = time.perf_counter()
+    probs = {"a": [], "v": [], "p": []}
+    for vid in val_ids:
+        audio = torch.from_numpy(np.load(root / "feats/vggish" / f"{vid}.npy"))[None]
+        res152 = np.load(root / "feats/res152" / f"{vid}.npy").reshape(10, 8, 2048).mean(axis=1)
+        r2p1d = np.load(root / "feats/r2plus1d_18" / f"{vid}.npy")
+        visual = torch.from_numpy(np.concatenate([res152, r2p1d], axis=1).astype(np.float32))[None]
+        out = model(audio, visual)
+        probs["a"].append(torch.sigmoid(out.seg_logits_a)[0].numpy())
+        probs["v"].append(torch.sigmoid(out.seg_logits_v)[0].numpy())
+        probs["p"].append(out.video_prob[0].numpy())
+    evaluate_probabilities(np.stack(probs["a"]), np.stack(probs["v"]), np.stack(probs["p"]), gt_a, gt_v)
+    model.train()
+    return time.perf_counter() - t0
+
+
+def time_ours(trainer: Trainer, batches: int, batch_size: int) -> float:
+    order = torch.randperm(trainer.audio.shape[0], generator=torch.Generator().manual_seed(0))
+    trainer.model.train()
+    trainer.step(order[:batch_size])  # warm-up
+    t0 = time.perf_counter()
+    for b in range(batches):
+        lo = (b * batch_size) % (order.numel() - batch_size)
+        trainer.step(order[lo:lo + batch_size])
+    return (time.perf_counter() - t0) / batches
+
+
+def step_flops(trainer: Trainer, batch_size: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    idx = torch.arange(batch_size)
+    with FlopCounterMode(display=False) as counter:
+        trainer.step(idx)
+    return float(counter.get_total_flops())
+
+
+def matmul_ceiling(dtype: torch.dtype, m: int = 640, k: int = 512, n: int = 2048, reps: int = 30) -> float:
+    a = torch.randn(m, k).to(dtype)
+    b = torch.randn(k, n).to(dtype)
+    for _ in range(3):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train-videos", type=int, default=640)
+    ap.add_argument("--val-videos", type=int, default=649)
+    ap.add_argument("--batches", type=int, default=8, help="timed training batches per variant")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="baseline DataLoader workers")
+    ap.add_argument("--small", action="store_true", help="small parser instead of the paper's size")
+    ap.add_argument("--data", type=str, default="", help="reuse a data folder written by a previous run")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    parser_cfg = SMALL if args.small else PAPER
+
+    tmp = tempfile.TemporaryDirectory(prefix="uwav-bench-train-") if not args.data else None
+    root = Path(args.data or tmp.name)
+    if not (root / "llp").is_dir():
+        t0 = time.perf_counter()
+        make_dataset(root, args.train_videos, args.val_videos)
+        print(f"wrote {args.train_videos}+{args.val_videos} synthetic videos (HAN layout) in "
+              f"{time.perf_counter() - t0:.1f}s")
+    llp = root / "llp"
+    ann = {s: load_llp_split(llp / "annotations", s) for s in ("train", "val")}
+    rng = np.random.default_rng(0)
+    splits = {}
+    for s in ("train", "val"):
+        ids = list(ann[s].ids)
+        z = write_logits(llp, s, ids, rng)
+        audio, visual = parser_inputs(llp, "han", ids)
+        splits[s] = SplitArrays(name=s, filenames=tuple(ann[s].filenames), weak=ann[s].weak, audio=audio,
+                                visual=visual, gt_audio=ann[s].gt_audio, gt_visual=ann[s].gt_visual,
+                                logits_audio=z["a"], logits_visual=z["v"])
+    val = splits["val"]
+    theta = {m: fit_thresholds(getattr(val, f"logits_{m}"), val.weak, getattr(val, f"gt_{m}"))
+             for m in ("audio", "visual")}
+    data = ParserData(splits=splits, thresholds={"classwise": theta})
+    base = {"paths": {"annotations": "-", "features": "-"}, "parser": parser_cfg,
+            "train": {"device": "cpu", "batch_size": args.batch_size}}
+
+    results = {}
+    for precision in ("fp32", "bf16"):
+        config = config_from_dict({**base, "train": {**base["train"], "precision": precision}})
+        trainer = Trainer(config, data, torch.device("cpu"))
+        results[precision] = time_ours(trainer, args.batches, args.batch_size)
+        if precision == "fp32":
+            flops = step_flops(trainer, args.batch_size)
+            evaluate_split(trainer.model, val, torch.device("cpu"), config)  # builds the event table once
+            t0 = time.perf_counter()
+            evaluate_split(trainer.model, val, torch.device("cpu"), config)
+            results["val_ours"] = time.perf_counter() - t0
+    config = config_from_dict(base)
+    torch.manual_seed(0)
+    model = build_parser(config, data)
+    theta_ab = {"a": theta["audio"], "v": theta["visual"]}
+    results["baseline"] = time_baseline(llp, model, list(ann["train"].ids), ann["train"].weak, theta_ab,
+                                        args.batches, args.batch_size, args.workers)
+    results["val_baseline"] = baseline_validation(llp, model, list(ann["val"].ids), val.gt_audio, val.gt_visual)
+
+    per_epoch = LLP_TRAIN_VIDEOS / args.batch_size
+    ceiling32, ceiling16 = matmul_ceiling(torch.float32), matmul_ceiling(torch.bfloat16)
+    print(f"\nparser {'small' if args.small else 'paper size'} {parser_cfg}, batch {args.batch_size}, "
+          f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs")
+    print(f"timed {args.batches} batches per variant; epoch = {LLP_TRAIN_VIDEOS} videos "
+          f"({per_epoch:.0f} batches), EXTRAPOLATED from the timed batches")
+    print(f"{'variant':<34}{'s/batch':>9}{'s/epoch':>10}{'seg/s':>9}{'GFLOP/s':>9}{'vs baseline':>13}")
+    for name, key in (("baseline (Dataset+DataLoader)", "baseline"), ("uwav fit, fp32", "fp32"),
+                      ("uwav fit, bf16 autocast", "bf16")):
+        sec = results[key]
+        print(f"{name:<34}{sec:9.3f}{sec * per_epoch:10.1f}{args.batch_size * 10 / sec:9.0f}"
+              f"{flops / sec / 1e9:9.1f}{results['baseline'] / sec:12.2f}x")
+    print(f"matmul ceiling at [640x512]@[512x2048]: fp32 {ceiling32:.0f} GFLOP/s, bf16 {ceiling16:.0f} GFLOP/s; "
+          f"one training step = {flops / 1e9:.1f} GFLOP")
+    print(f"validation pass ({len(val)} videos, inference + metrics): baseline batch-1 "
+          f"{results['val_baseline']:.2f}s, uwav {results['val_ours']:.2f}s -> "
+          f"{results['val_baseline'] / results['val_ours']:.1f}x")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
