@@ -3,7 +3,7 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 TORCH   := torch==2.13.0
 export MLFLOW_DISABLE_TELEMETRY := true
 export RAY_USAGE_STATS_ENABLED  := 0
@@ -11,11 +11,15 @@ export HF_HUB_OFFLINE           := 1
 
 .PHONY: demo test bench lint install clean-demo
 
-$(STAMP): pyproject.toml
+# torch first, pinned: the CPU wheel (an unpinned torch pulls a multi-GB CUDA build); the project's
+# torch>=2.4 range is then met, and torch is named again so no dependency can move it. The extract extra
+# is installed so the CLIP/CLAP extraction tests run too; laion_clap goes in without its metadata's pins
+# (numpy<2, training-only packages): the packages its model code imports are in the extract extra.
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	# torch first, pinned: the CPU wheel; the project's torch>=2.4 range is then already met.
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,extract]' $(TORCH)
+	$(BIN)/pip install -q --no-deps laion_clap==1.1.7
 	rm -f $(VENV)/.installed-*
 	touch $@
 

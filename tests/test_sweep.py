@@ -175,12 +175,21 @@ run_sweep(load_sweep(sys.argv[1]), data=tiny_data(False), verbose=0, num_cpus=2)
 
 
 def _finished_children(spec) -> dict[str, object]:
+    """Child runs of trials that are finished both in MLflow and in Tune's saved experiment state."""
+    from ray.tune import ExperimentAnalysis
+
     meta_file = spec.experiment_dir / "sweep.json"
     if not meta_file.is_file():
         return {}
+    try:
+        saved = {t.trial_id for t in ExperimentAnalysis(str(spec.experiment_dir)).trials
+                 if t.status == "TERMINATED"}
+    except Exception:  # no state file written yet
+        return {}
     meta = json.loads(meta_file.read_text())
     runs = tracking.child_runs(meta["tracking_uri"], meta["parent_run_id"])
-    return {r.data.tags[tracking.TRIAL_TAG]: r for r in runs if r.info.status == "FINISHED"}
+    return {r.data.tags[tracking.TRIAL_TAG]: r for r in runs
+            if r.info.status == "FINISHED" and r.data.tags[tracking.TRIAL_TAG] in saved}
 
 
 def test_resume_after_the_driver_is_killed(ray_local, tmp_path):

@@ -109,6 +109,15 @@ def test_interrupted_sweep_closes_runs_and_resume_reopens_the_parent(sweep, tmp_
     assert len(tracking.child_runs(uri, parent)) == 1
 
 
+def test_runs_of_trials_lost_by_a_killed_driver_are_soft_deleted(sweep):
+    uri, _, parent, cb = sweep
+    for tid in ("kept", "lost"):
+        cb.on_trial_start(0, [], Trial(tid, {"loss.W": 0.3}))
+    assert tracking.drop_lost_trials(uri, parent, {"kept"}) == 1
+    (run,) = tracking.child_runs(uri, parent)
+    assert run.data.tags[tracking.TRIAL_TAG] == "kept"
+
+
 def test_pseudo_quality_rows_skip_test(tmp_path):
     path = tmp_path / "quality.json"
     path.write_text(json.dumps({"rows": [

@@ -47,19 +47,44 @@ def data() -> None:
 
 @main.command("eval")
 @click.argument("predictions", type=str)
-@click.option("--annotations", required=True, type=str, help="Folder with the LLP annotation CSVs.")
+@click.option("--annotations", required=True, type=str,
+              help="Folder with the LLP annotation CSVs (AVE: Annotations.txt and the split files).")
 @click.option("--split", type=click.Choice(["val", "test"]), required=True)
+@click.option("--dataset", type=click.Choice(["llp", "ave"]), default="llp", show_default=True)
+@click.option("--class-order", type=click.Choice(["dataset", "alphabetical"]), default="dataset",
+              show_default=True, help="AVE only: the class index order of the predictions' last axis.")
 @click.option("--eval-audio", type=str, default=None, help="Dense audio GT CSV (default: HEAD file).")
 @click.option("--eval-visual", type=str, default=None, help="Dense visual GT CSV.")
 @click.option("--tie-rule", type=click.Choice(["ge", "gt"]), default="ge", show_default=True)
 @click.option("--json", "json_out", type=str, default=None, help="Write the scores (percent) as JSON.")
 @user_errors
-def eval_cmd(predictions, annotations, split, eval_audio, eval_visual, tie_rule, json_out) -> None:
-    """Score PREDICTIONS.npz (filename, audio, visual, video) on an LLP split: the ten F-scores."""
+def eval_cmd(predictions, annotations, split, dataset, class_order, eval_audio, eval_visual, tie_rule,
+             json_out) -> None:
+    """Score PREDICTIONS.npz (filename, audio, visual, video) on a split.
+
+    LLP: the ten F-scores. AVE: segment accuracy (evaluation.md §12 rule) plus the F-scores, with
+    filenames = the per-row sample keys `<row:04d>_<video id>` and 28 classes in --class-order.
+    """
     from uwav.data.llp import load_llp_split, load_predictions
     from uwav.io import write_json
-    from uwav.metrics import evaluate_probabilities, format_table, nested
+    from uwav.metrics import evaluate_ave, evaluate_probabilities, format_ave, format_table, nested
 
+    if dataset == "ave":
+        from uwav.data.ave import check_prediction_classes, load_ave_split
+
+        if eval_audio or eval_visual:
+            raise UwavError("--eval-audio / --eval-visual are LLP options; AVE GT comes from Annotations.txt")
+        ave = load_ave_split(annotations, split, class_order=class_order)
+        check_prediction_classes(predictions, class_order)
+        audio, visual, video = load_predictions(predictions, ave.filenames, ave.weak.shape[1])
+        scores = evaluate_ave(audio, visual, video, ave.gt_audio, tie_rule=tie_rule)
+        click.echo(format_ave(scores, title=f"AVE {split} ({len(ave)} clips, class order {class_order}, "
+                                            f"F tie rule {tie_rule})"))
+        if json_out:
+            write_json(json_out, {"accuracy": scores["accuracy"], **nested(scores), "dataset": "ave",
+                                  "split": split, "class_order": class_order, "tie_rule": tie_rule,
+                                  "annotations_file": ave.audio_gt_file})
+        return
     llp = load_llp_split(annotations, split, eval_audio=eval_audio, eval_visual=eval_visual)
     audio, visual, video = load_predictions(predictions, llp.filenames)
     scores = evaluate_probabilities(audio, visual, video, llp.gt_audio, llp.gt_visual, tie_rule=tie_rule)
@@ -128,10 +153,13 @@ def pseudo(config_file, force, sets) -> None:
     report = run_pseudo(config, force=force)
     click.echo(("logits recomputed" if report["regenerated_logits"] else "logits reused (cache matches the "
                 "generator checkpoint)") + f": {config.logits_file}")
-    header = f"{'labels':<10} {'split':<6} " + " ".join(f"{n:>9}" for n in METRIC_NAMES)
+    names = ("accuracy", *METRIC_NAMES) if config.dataset == "ave" else METRIC_NAMES
+    header = f"{'labels':<10} {'split':<6} " + " ".join(f"{n:>9}" for n in names)
     click.echo(header)
     for row in report["rows"]:
-        click.echo(f"{row['labels']:<10} {row['split']:<6} " + " ".join(f"{row[n]:9.2f}" for n in METRIC_NAMES))
+        click.echo(f"{row['labels']:<10} {row['split']:<6} " + " ".join(f"{row[n]:9.2f}" for n in names))
+    if config.dataset == "ave":
+        click.echo(f"AVE class order: {config.ave_class_order}; θ fit: {config.pseudo.threshold_fit}")
     inf = report["infinite_thresholds"]
     click.echo(f"θ = −∞ for {inf['audio']} audio and {inf['visual']} visual classes; audio GT: "
                f"{report['audio_gt_file']}")
@@ -203,26 +231,45 @@ def _parse_unav_counts(text: str | None) -> dict[str, int | None]:
 
 @data.command("synth")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--size", type=click.Choice(["tiny", "small", "medium", "llp"]), default="tiny",
+@click.option("--dataset", type=click.Choice(["llp", "ave"]), default="llp", show_default=True,
+              help="llp: OUT/llp + OUT/unav; ave: OUT/ave (AVE format, CLIP/CLAP/R(2+1)D) + OUT/unav.")
+@click.option("--size", type=click.Choice(["tiny", "small", "medium", "llp", "ave"]), default="tiny",
               show_default=True,
-              help="tiny 48/16/16 LLP + 64/16/16 UnAV videos; small 400/100/100 + 400/100/0; "
-                   "medium 1000/200/200 + 1000/250/0; llp 10000/649/1200 + 6489/2134/0.")
+              help="LLP: tiny 48/16/16 LLP + 64/16/16 UnAV videos; small 400/100/100 + 400/100/0; "
+                   "medium 1000/200/200 + 1000/250/0; llp 10000/649/1200 + 6489/2134/0. "
+                   "AVE: tiny 56/28/28 + 64/16/16; small 560/140/140 + 400/100/0; medium 1400/200/200 + "
+                   "1000/250/0; ave 3339/402/402 + 6489/2134/0.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--layouts", default=None,
-              help="Comma-separated subset of han,valor,uwav [default: all three; uwav only for --size llp, "
-                   "whose HAN res152 files alone would be 6.5 GB].")
-@click.option("--videos-train", type=click.IntRange(min=1), default=None, help="Override LLP train videos.")
-@click.option("--videos-val", type=click.IntRange(min=1), default=None, help="Override LLP val videos.")
-@click.option("--videos-test", type=click.IntRange(min=1), default=None, help="Override LLP test videos.")
+              help="LLP only: comma-separated subset of han,valor,uwav [default: all three; uwav only for "
+                   "--size llp, whose HAN res152 files alone would be 6.5 GB].")
+@click.option("--class-order", type=click.Choice(["dataset", "alphabetical"]), default="dataset",
+              show_default=True, help="AVE only: row order of the written text embeddings.")
+@click.option("--videos-train", type=click.IntRange(min=1), default=None, help="Override train videos.")
+@click.option("--videos-val", type=click.IntRange(min=1), default=None, help="Override val videos.")
+@click.option("--videos-test", type=click.IntRange(min=1), default=None, help="Override test videos.")
 @click.option("--videos-unav", default=None, help="Override UnAV videos: N (train) or TRAIN,VAL,TEST.")
 @click.option("--force", is_flag=True, help="Replace OUT even if it is not empty.")
 @user_errors
-def synth(out, size, seed, layouts, videos_train, videos_val, videos_test, videos_unav, force) -> None:
-    """Write a synthetic LLP + UnAV-100 dataset to OUT in the released layouts (OUT/llp, OUT/unav)."""
-    from uwav.data.synthetic import generate
-
+def synth(out, dataset, size, seed, layouts, class_order, videos_train, videos_val, videos_test, videos_unav,
+          force) -> None:
+    """Write a synthetic LLP (or AVE) + UnAV-100 dataset to OUT in the released layouts."""
     overrides = {"train": videos_train, "val": videos_val, "test": videos_test}
     overrides.update(_parse_unav_counts(videos_unav))
+    if dataset == "ave":
+        from uwav.data.synthetic_ave import generate_ave
+
+        if layouts is not None:
+            raise UwavError("--layouts is an LLP option; AVE is written in the ave layout (CLIP, CLAP, R(2+1)D)")
+        manifest = generate_ave(out, size=size, seed=seed, overrides=overrides, class_order=class_order,
+                                force=force)
+        ave, unav = manifest["ave"], manifest["unav"]
+        click.echo(f"wrote {out}: AVE {ave['train']}/{ave['val']}/{ave['test']} clips in {out}/ave "
+                   f"(class order {class_order}, {100 * manifest['background_fraction']:.1f}% background), "
+                   f"UnAV {unav['train']}/{unav['validation']}/{unav['test']} in {out}/unav, seed {seed}")
+        return
+    from uwav.data.synthetic import generate
+
     chosen = None if layouts is None else tuple(x.strip() for x in layouts.split(",") if x.strip())
     manifest = generate(out, size=size, seed=seed, layouts=chosen, overrides=overrides, force=force,
                         progress=True)
@@ -234,11 +281,13 @@ def synth(out, size, seed, layouts, videos_train, videos_val, videos_test, video
 
 @data.command("check")
 @click.argument("root", type=click.Path(file_okay=False))
-@click.option("--layout", type=click.Choice(["han", "valor", "uwav"]), required=True)
+@click.option("--layout", type=click.Choice(["han", "valor", "uwav", "ave"]), default=None,
+              help="Feature layout to check (required for llp and unav; AVE without it: annotations only).")
 @click.option("--dataset", type=click.Choice(["llp", "unav", "ave"]), default="llp", show_default=True)
 @click.option("--annotations", type=click.Path(), default=None,
               help="LLP: the CSV folder [default: ROOT/annotations]; UnAV: the JSON "
-                   "[default: ROOT/unav100_annotations.json].")
+                   "[default: ROOT/unav100_annotations.json]; AVE: the folder with Annotations.txt "
+                   "[default: ROOT/annotations if present, else ROOT].")
 @user_errors
 def check(root, layout, dataset, annotations) -> None:
     """Validate a dataset tree: annotations parse, one good feature file per video. Exit 2 on problems."""

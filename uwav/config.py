@@ -34,12 +34,14 @@ def _f(default, doc: str = "", *, choices: tuple | None = None, lo: float | None
 
 @dataclass(frozen=True)
 class PathsConfig:
-    annotations: str = _f("", "folder with the LLP CSVs (AVVP_*.csv)")
+    annotations: str = _f("", "folder with the LLP CSVs (AVVP_*.csv); AVE: the folder with Annotations.txt "
+                          "and trainSet/valSet/testSet.txt")
     features: str = _f("", "root of the parser's input features, in the layout below")
-    layout: str = _f("han", "parser input: han (VGGish + ResNet-152 + R(2+1)D) or uwav (CLAP + CLIP, "
-                     "the paper's Table A6 variant)", choices=("han", "uwav"))
-    generator_features: str = _f("", "UWAV-layout LLP root (feats_CLIP/, feats_CLAP/) the generator "
-                                 "reads; empty = `features`")
+    layout: str = _f("han", "parser input: han (VGGish + ResNet-152 + R(2+1)D), uwav (CLAP + CLIP, "
+                     "the paper's Table A6 variant) or ave (CLAP + CLIP ++ R(2+1)D-18, the paper's AVE set)",
+                     choices=("han", "uwav", "ave"))
+    generator_features: str = _f("", "UWAV-layout root of the dataset (feats_CLIP/, feats_CLAP/) the "
+                                 "generator reads; empty = `features` (uwav or ave layout)")
     eval_audio: str = _f("", "dense audio GT file; empty = <annotations>/AVVP_eval_audio.csv (HEAD). "
                          "Use legacy/AVVP_eval_audio.csv to compare with pre-2024 numbers")
     eval_visual: str = _f("", "dense visual GT file; empty = <annotations>/AVVP_eval_visual.csv")
@@ -83,6 +85,9 @@ class PseudoConfig:
                                    "or global_min (deterministic)", choices=("batch_min", "global_min"))
     threshold_mode: str = _f("classwise", "classwise θ per class and modality (code) or one "
                              "classagnostic θ per modality", choices=("classwise", "classagnostic"))
+    threshold_fit: str = _f("f1", "how θ is fitted on val: f1 (exact best cut maximising segment F1, the "
+                            "LLP code) or grid (100 thresholds per class, the code's AVE-only option; "
+                            "uwav.pseudo.grid_thresholds documents the grid)", choices=("f1", "grid"))
     zero_shot_thresholds: str = _f("fit", "zero-shot baseline thresholds: fit on val like the generator's, "
                                    "or the hand-set valor values (real VALOR-style features only)",
                                    choices=("fit", "valor"))
@@ -144,7 +149,12 @@ class EvalConfig:
 @dataclass(frozen=True)
 class Config:
     seed: int = _f(20000, "seeds python, numpy, torch and the data order (code: 20000)")
-    dataset: str = _f("llp", "dataset", choices=("llp",))
+    dataset: str = _f("llp", "dataset: llp (25 classes, F-scores, objective val Seg Type@AV) or ave (28 classes, "
+                      "segment accuracy, objective val accuracy)", choices=("llp", "ave"))
+    ave_class_order: str = _f("dataset", "AVE class index order: dataset (first appearance in Annotations.txt, "
+                              "the released label arrays) or alphabetical (UWAV's code list); must match the "
+                              "rows of the AVE text embeddings; recorded in every output",
+                              choices=("dataset", "alphabetical"))
     paths: PathsConfig = field(default_factory=PathsConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)

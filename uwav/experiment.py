@@ -5,7 +5,8 @@
 
 Files under <out>/parser/ (or the run folder given):
   last.pt           resumable state after the latest epoch (written atomically every epoch)
-  best.pt           the best epoch's weights (val Seg Type@AV, the config's selection rule)
+  best.pt           the best epoch's weights (val Seg Type@AV for LLP, val accuracy for AVE; the config's
+                    selection rule)
   history.json      per-epoch losses and val metrics
   metrics.json      best epoch, val metrics, and test metrics when --test was asked
   predictions_test.npz   the best model's test probabilities in `uwav eval` format (with --test)
@@ -24,7 +25,7 @@ from uwav.config import to_dict
 from uwav.data.dataset import ParserData
 from uwav.errors import UwavError
 from uwav.io import atomic_path, save_npz, write_json
-from uwav.train import EpochReport, Trainer, evaluate_split, fit, predict, resolve_device
+from uwav.train import EpochReport, Trainer, evaluate_split, fit, objective_name, predict, resolve_device
 
 
 def save_parser(path: Path, model, config, epoch: int, val: dict[str, float]) -> None:
@@ -76,6 +77,9 @@ def run_training(config, data: ParserData, run_dir: Path, evaluate_test: bool, r
         "val": result.best_val,
         "audio_gt_file": data.meta.get("audio_gt_file"),
         "tie_rule": config.eval.tie_rule,
+        "dataset": config.dataset,
+        "objective": objective_name(config),
+        "threshold_fit": config.pseudo.threshold_fit,
         "seed": config.seed,
         "generator_sha256": data.meta.get("generator_sha256", ""),
         "checkpoint": str(best),
@@ -85,16 +89,26 @@ def run_training(config, data: ParserData, run_dir: Path, evaluate_test: bool, r
         test = data.split("test")
         summary["test"] = evaluate_split(model, test, device, config)
         probs = predict(model, test, device, config.train.eval_batch_size, config.train.precision)
+        extra = {}
+        if config.dataset == "ave":
+            from uwav.data.dataset import class_names
+
+            extra["classes"] = np.array(class_names(config))  # the class order, checked by `uwav eval`
         save_npz(run_dir / "predictions_test.npz", filename=np.array(test.filenames),
                  audio=probs["audio"].astype(np.float32), visual=probs["visual"].astype(np.float32),
-                 video=probs["video"].astype(np.float32))
+                 video=probs["video"].astype(np.float32), **extra)
+    if config.dataset == "ave":
+        summary["class_order"] = config.ave_class_order
     write_json(run_dir / "metrics.json", summary)
     return summary
 
 
 def format_summary(summary: dict) -> str:
-    lines = [metrics.format_table(summary["val"], title=f"val (best epoch {summary['best_epoch']})")]
+    table = metrics.format_ave if "accuracy" in summary["val"] else metrics.format_table
+    lines = [table(summary["val"], title=f"val (best epoch {summary['best_epoch']})")]
     if "test" in summary:
-        lines.append(metrics.format_table(summary["test"], title="test"))
+        lines.append(table(summary["test"], title="test"))
+    if summary.get("class_order"):
+        lines.append(f"AVE class order: {summary['class_order']}")
     lines.append(f"audio GT: {summary.get('audio_gt_file')}   tie rule: {summary.get('tie_rule')}")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Stage 2: run the pre-trained generator once over every LLP split and cache its logits on disk.
+"""Stage 2: run the pre-trained generator once over every split (LLP or AVE) and cache its logits on disk.
 
 The cache (`<out>/pseudo/logits.npz`) holds, per split, the filenames and the raw logits z^a, z^v
 [N, T, C] float32, plus the SHA-256 of the generator checkpoint that made them. Everything downstream
@@ -64,32 +64,34 @@ def run_generator(model, clap: np.ndarray, clip: np.ndarray, text_audio: np.ndar
 
 
 def generator_features_root(config) -> str:
-    root = config.paths.generator_features or (config.paths.features if config.paths.layout == "uwav" else "")
+    own = config.paths.layout in ("uwav", "ave")  # layouts that hold feats_CLIP/ and feats_CLAP/ themselves
+    root = config.paths.generator_features or (config.paths.features if own else "")
     if not root:
-        raise UwavError("config: paths.generator_features is empty; set it to the UWAV-layout LLP root "
-                        "(feats_CLIP/, feats_CLAP/) the generator reads")
+        raise UwavError("config: paths.generator_features is empty; set it to the UWAV-layout root "
+                        "(feats_CLIP/, feats_CLAP/) of the dataset the generator reads")
     return root
 
 
 def generate_logits(config, progress: bool = True) -> Path:
     """Run the config's generator checkpoint over train/val/test and write the logits cache."""
-    from uwav.classes import vocabulary
+    from uwav.data.dataset import class_names, load_annotations
     from uwav.data.features import load_text_embeddings, load_uwav_segments
-    from uwav.data.llp import load_llp_split
 
     root = generator_features_root(config)
     ckpt = Path(config.generator_checkpoint)
     model = load_generator(ckpt)
-    text_visual, text_audio = load_text_embeddings(root, len(vocabulary(config.dataset)))
-    arrays: dict[str, np.ndarray] = {"generator_sha256": np.array(file_sha256(ckpt))}
+    text_visual, text_audio = load_text_embeddings(root, len(class_names(config)))
+    arrays: dict[str, np.ndarray] = {"generator_sha256": np.array(file_sha256(ckpt)),
+                                     "dataset": np.array(config.dataset)}
+    if config.dataset == "ave":
+        arrays["class_order"] = np.array(config.ave_class_order)
     splits = SPLITS
     if progress:
         from tqdm import tqdm
 
         splits = tqdm(SPLITS, desc="generator logits", unit="split", leave=False)
     for split in splits:
-        ann = load_llp_split(config.paths.annotations, split, eval_audio=config.paths.eval_audio or None,
-                             eval_visual=config.paths.eval_visual or None)
+        ann = load_annotations(config, split)
         feats = load_uwav_segments(root, list(ann.ids))
         z_a, z_v = run_generator(model, feats["clap"], feats["clip"], text_audio, text_visual)
         arrays[f"{split}_filenames"] = np.array(ann.filenames)
@@ -158,16 +160,17 @@ def run_pseudo(config, force: bool = False, progress: bool = True) -> dict:
     (thresholded text similarity of the raw features, no temporal model) on val, test and, where the
     dataset ships dense train labels (synthetic), train.
     """
-    from uwav.classes import vocabulary
+    from uwav.data.dataset import annotation_files, class_names, load_annotations
     from uwav.data.features import load_text_embeddings, load_uwav_segments
-    from uwav.data.llp import load_llp_split
     from uwav.io import save_npy, write_json
+    from uwav.metrics import ave_accuracy, ave_segment_labels
     from uwav.pseudo import (
         CLAP_ZERO_SHOT_SCALE,
         CLIP_ZERO_SHOT_SCALE,
         VALOR_THRESHOLDS_CLAP,
         VALOR_THRESHOLDS_CLIP,
         fit_thresholds,
+        hard_labels,
         pseudo_quality,
         zero_shot_scores,
     )
@@ -178,19 +181,18 @@ def run_pseudo(config, force: bool = False, progress: bool = True) -> dict:
         regenerated = True
     cache = open_logits(config.logits_file)
     root = generator_features_root(config)
-    text_visual, text_audio = load_text_embeddings(root, len(vocabulary(config.dataset)))
-    mode = config.pseudo.threshold_mode
+    text_visual, text_audio = load_text_embeddings(root, len(class_names(config)))
+    mode, fit = config.pseudo.threshold_mode, config.pseudo.threshold_fit
     ann, logits, zero_shot = {}, {}, {}
     for split in SPLITS:
-        ann[split] = load_llp_split(config.paths.annotations, split, eval_audio=config.paths.eval_audio or None,
-                                    eval_visual=config.paths.eval_visual or None)
+        ann[split] = load_annotations(config, split)
         logits[split] = logits_for_split(cache, split, tuple(ann[split].filenames))
         feats = load_uwav_segments(root, list(ann[split].ids))
         zero_shot[split] = (zero_shot_scores(feats["clap"], text_audio, CLAP_ZERO_SHOT_SCALE),
                             zero_shot_scores(feats["clip"], text_visual, CLIP_ZERO_SHOT_SCALE))
     val = ann["val"]
     theta = {
-        "generator": tuple(fit_thresholds(z, val.weak, gt, mode)
+        "generator": tuple(fit_thresholds(z, val.weak, gt, mode, fit)
                            for z, gt in zip(logits["val"], (val.gt_audio, val.gt_visual), strict=True)),
     }
     if config.pseudo.zero_shot_thresholds == "valor":
@@ -198,7 +200,7 @@ def run_pseudo(config, force: bool = False, progress: bool = True) -> dict:
             raise UwavError("config: pseudo.zero_shot_thresholds = valor only exists for LLP's 25 classes")
         theta["zero_shot"] = (VALOR_THRESHOLDS_CLAP, VALOR_THRESHOLDS_CLIP)
     else:
-        theta["zero_shot"] = tuple(fit_thresholds(z, val.weak, gt, mode)
+        theta["zero_shot"] = tuple(fit_thresholds(z, val.weak, gt, mode, fit)
                                    for z, gt in zip(zero_shot["val"], (val.gt_audio, val.gt_visual), strict=True))
     rows = []
     for source, per_split in (("generator", logits), ("zero_shot", zero_shot)):
@@ -207,6 +209,11 @@ def run_pseudo(config, force: bool = False, progress: bool = True) -> dict:
             if a.gt_audio is None or a.gt_visual is None:
                 continue  # real LLP train has no dense labels
             scores = pseudo_quality(*per_split[split], *theta[source], a.weak, a.gt_audio, a.gt_visual)
+            if config.dataset == "ave":
+                # Hard labels are weak-gated 0/1, so the §12 rule labels a segment with the video's class
+                # exactly where both modalities' pseudo labels are on.
+                hard = [hard_labels(z, th, a.weak) for z, th in zip(per_split[split], theta[source], strict=True)]
+                scores = {"accuracy": ave_accuracy(ave_segment_labels(*hard, a.weak), a.segment_labels), **scores}
             rows.append({"labels": source, "split": split, **scores})
     pseudo_dir = Path(config.logits_file).parent
     save_npy(pseudo_dir / "a_classwise_thresholds.npy", theta["generator"][0])
@@ -214,9 +221,12 @@ def run_pseudo(config, force: bool = False, progress: bool = True) -> dict:
     report = {
         "generator_checkpoint": str(config.generator_checkpoint),
         "generator_sha256": cache.get("generator_sha256"),
+        "dataset": config.dataset,
+        "class_order": config.ave_class_order if config.dataset == "ave" else None,
         "threshold_mode": mode,
+        "threshold_fit": fit,
         "zero_shot_thresholds": config.pseudo.zero_shot_thresholds,
-        "audio_gt_file": str(config.paths.eval_audio or Path(config.paths.annotations) / "AVVP_eval_audio.csv"),
+        "audio_gt_file": annotation_files(config),
         "thresholds": {src: {"audio": [float(x) for x in th[0]], "visual": [float(x) for x in th[1]]}
                        for src, th in theta.items()},
         "infinite_thresholds": {"audio": int(np.isneginf(theta["generator"][0]).sum()),

@@ -232,6 +232,73 @@ def ave_accuracy(pred_labels: np.ndarray, gt_labels: np.ndarray) -> float:
     return 100.0 * float((pred_labels == gt_labels).mean())
 
 
+AVE_METRIC_NAMES: tuple[str, ...] = ("accuracy", *METRIC_NAMES)
+
+
+def ave_segment_labels(
+    audio_prob: np.ndarray, visual_prob: np.ndarray, video_prob: np.ndarray, threshold: float = 0.5
+) -> np.ndarray:
+    """Model outputs -> one AVE label per segment, int64 [N, T]; background = C (28 for AVE).
+
+    evaluation.md §12's rule (a project choice, the paper's is unknown): the video's class is the argmax
+    of its video-level probability [N, C] (one event per AVE clip, first index on ties); a segment gets
+    that class when its audio AND visual probabilities [N, T, C] for it are >= `threshold`, else background.
+    """
+    audio_prob, visual_prob, video_prob = (np.asarray(x) for x in (audio_prob, visual_prob, video_prob))
+    if audio_prob.ndim != 3 or audio_prob.shape != visual_prob.shape:
+        raise UwavError(
+            f"audio {audio_prob.shape} and visual {visual_prob.shape} probabilities: expected equal [N, T, C]"
+        )
+    n, _, c = audio_prob.shape
+    if video_prob.shape != (n, c):
+        raise UwavError(f"video probabilities have shape {video_prob.shape}; expected {(n, c)}")
+    cls = np.argmax(video_prob, axis=1) if n else np.zeros(0, dtype=np.int64)
+    pick = cls[:, None, None]
+    p_a = np.take_along_axis(audio_prob, pick, axis=2)[:, :, 0]
+    p_v = np.take_along_axis(visual_prob, pick, axis=2)[:, :, 0]
+    return np.where((p_a >= threshold) & (p_v >= threshold), cls[:, None], c).astype(np.int64)
+
+
+def segment_labels_from_gt(gt: np.ndarray) -> np.ndarray:
+    """Dense one-event GT bool [N, T, C] -> int64 [N, T] labels (class, or C for background).
+
+    Like UWAV's AVE evaluator, more than one class in a segment is an error.
+    """
+    gt = np.asarray(gt).astype(bool, copy=False)
+    if gt.ndim != 3:
+        raise UwavError(f"AVE GT has shape {gt.shape}; expected [N, T, C]")
+    count = gt.sum(axis=2)
+    if (count > 1).any():
+        n, t = np.argwhere(count > 1)[0]
+        raise UwavError(f"AVE GT: video {n} segment {t} has {count[n, t]} classes; expected at most one")
+    return np.where(count > 0, gt.argmax(axis=2), gt.shape[2]).astype(np.int64)
+
+
+def evaluate_ave(
+    audio_prob: np.ndarray,
+    visual_prob: np.ndarray,
+    video_prob: np.ndarray,
+    gt: np.ndarray,
+    tie_rule: str = "ge",
+    threshold: float = 0.5,
+) -> dict[str, float]:
+    """AVE scores (AVE_METRIC_NAMES): segment accuracy (%) plus the ten LLP F-scores with gt_a = gt_v = gt.
+
+    gt: the event mask bool [N, T, C] (AVE events are audio-visual). `tie_rule` applies to the F-scores'
+    binarisation only; the accuracy labels use `ave_segment_labels` (>= threshold).
+    """
+    pred = ave_segment_labels(audio_prob, visual_prob, video_prob, threshold)
+    scores = {"accuracy": ave_accuracy(pred, segment_labels_from_gt(gt))}
+    scores.update(evaluate_probabilities(audio_prob, visual_prob, video_prob, gt, gt, tie_rule=tie_rule))
+    return scores
+
+
+def format_ave(scores: dict[str, float], title: str | None = None) -> str:
+    """The accuracy line followed by the F-score table."""
+    head = f"{title}: " if title else ""
+    return f"{head}segment accuracy {scores['accuracy']:.2f}%\n" + format_table(scores)
+
+
 def nested(scores: dict[str, float]) -> dict[str, dict[str, float]]:
     """Flat names -> {"segment": {audio, visual, audio_visual, type, event}, "event": {...}}."""
     return {

@@ -136,7 +136,7 @@ def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainR
     gen_config = generator_config(config)
     model = Generator(gen_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr_max, betas=(p.beta1, 0.999), eps=1e-8,
-                                  weight_decay=p.weight_decay)
+                                  weight_decay=p.weight_decay, fused=True)  # see uwav.train.Trainer
     text_a = torch.from_numpy(data.text_audio).to(device)
     text_v = torch.from_numpy(data.text_visual).to(device)
     rng = np.random.default_rng(config.seed)

@@ -50,12 +50,42 @@ def _best_cut(values: np.ndarray, labels: np.ndarray) -> float:
     return float((v[i] + v[i - 1]) / 2.0)
 
 
-def fit_thresholds(logits: np.ndarray, weak: np.ndarray, gt: np.ndarray, mode: str = "classwise") -> np.ndarray:
+GRID_POINTS = 100
+
+
+def _grid_cut(values: np.ndarray, labels: np.ndarray, points: int = GRID_POINTS) -> float:
+    """θ from a grid of `points` thresholds maximising segment F1 of `values > θ` (the AVE option).
+
+    The code's "grid search over 100 thresholds, AVE only" is not released, so this is a project choice:
+    the grid is θ_0 = −∞ (every segment of a video with the class is positive, as the f1 fit may also
+    choose) and θ_k = lo + k/points · (hi − lo), k = 1 … points−1, with lo / hi the min / max of the
+    finite values (the class's logits on val videos whose weak label holds it). The lowest maximising θ
+    wins, as in `_best_cut`. No finite value: −∞.
+    """
+    finite = np.isfinite(values)
+    if not finite.any():
+        return float("-inf")
+    lo, hi = float(values[finite].min()), float(values[finite].max())
+    grid = np.concatenate([[-np.inf], lo + np.arange(1, points) / points * (hi - lo)])
+    lab = labels.astype(bool)
+    pred = values[None, :] > grid[:, None]  # [points, n]
+    tp = (pred & lab[None, :]).sum(axis=1).astype(np.float64)
+    denom = lab.sum() + pred.sum(axis=1).astype(np.float64)
+    f1 = np.divide(2.0 * tp, denom, out=np.zeros_like(denom), where=denom > 0)
+    return float(grid[int(np.argmax(f1))])
+
+
+def fit_thresholds(logits: np.ndarray, weak: np.ndarray, gt: np.ndarray, mode: str = "classwise",
+                   method: str = "f1") -> np.ndarray:
     """Fit θ [C] float32 on one modality of the val split.
 
     logits: [N, T, C] generator logits; weak: [N, C] 0/1; gt: [N, T, C] dense 0/1 of this modality.
     mode: classwise (one θ per class, the code) or classagnostic (one θ for all classes).
+    method: f1 (exact best cut, method.md §4) or grid (100 thresholds, `_grid_cut`; the AVE option).
     """
+    if method not in ("f1", "grid"):
+        raise UwavError(f"threshold fit method must be f1 or grid, found {method!r}")
+    cut = _best_cut if method == "f1" else _grid_cut
     if logits.shape != gt.shape or logits.shape[0] != weak.shape[0] or logits.shape[2] != weak.shape[1]:
         raise UwavError(f"fit_thresholds: shapes differ: logits {logits.shape}, weak {weak.shape}, gt {gt.shape}")
     present = np.broadcast_to(weak[:, None, :] > 0, logits.shape)
@@ -63,10 +93,10 @@ def fit_thresholds(logits: np.ndarray, weak: np.ndarray, gt: np.ndarray, mode: s
     labels = gt.astype(bool)
     num_classes = logits.shape[2]
     if mode == "classwise":
-        theta = [_best_cut(values[:, :, c].ravel(), labels[:, :, c].ravel()) for c in range(num_classes)]
+        theta = [cut(values[:, :, c].ravel(), labels[:, :, c].ravel()) for c in range(num_classes)]
         return np.asarray(theta, dtype=np.float32)
     if mode == "classagnostic":
-        return np.full(num_classes, _best_cut(values.ravel(), labels.ravel()), dtype=np.float32)
+        return np.full(num_classes, cut(values.ravel(), labels.ravel()), dtype=np.float32)
     raise UwavError(f"threshold mode must be classwise or classagnostic, found {mode!r}")
 
 

@@ -165,6 +165,23 @@ def close_children(tracking_uri: str, parent_run_id: str, status: str = "KILLED"
     return len(runs)
 
 
+def drop_lost_trials(tracking_uri: str, parent_run_id: str, trial_ids: set[str]) -> int:
+    """Soft-delete child runs of trials that Tune's saved state does not know.
+
+    A driver killed between starting a trial and Tune's next state snapshot leaves an MLflow run for a
+    trial that `--resume` never continues (the searcher samples a replacement). Deleted runs stay
+    restorable (`mlflow gc` is what removes them for good) but no longer show as a phantom trial.
+    """
+    c = client(tracking_uri)
+    lost = [r for r in child_runs(tracking_uri, parent_run_id) if r.data.tags.get(TRIAL_TAG) not in trial_ids]
+    for run in lost:
+        c.set_tag(run.info.run_id, "uwav.lost", "not in Tune's saved state when the sweep was resumed")
+        if run.info.status == "RUNNING":
+            c.set_terminated(run.info.run_id, "KILLED")
+        c.delete_run(run.info.run_id)
+    return len(lost)
+
+
 def child_runs(tracking_uri: str, parent_run_id: str) -> list:
     c = client(tracking_uri)
     parent = c.get_run(parent_run_id)

@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from uwav.classes import LLP_CLASSES, UNAV_CLASSES
+import numpy as np
+
+from uwav.classes import AVE_CLASSES, LLP_CLASSES, UNAV_CLASSES
 from uwav.data.features import LAYOUTS, SPECS, UWAV_TEXT, VALOR_PSEUDO, ScanResult, Spec, read_into, scan
 from uwav.errors import UwavError
 
@@ -36,10 +38,15 @@ class CheckReport:
 
 
 def check_tree(
-    root: str | os.PathLike, layout: str, dataset: str, annotations: str | os.PathLike | None = None
+    root: str | os.PathLike, layout: str | None, dataset: str, annotations: str | os.PathLike | None = None
 ) -> CheckReport:
-    """Validate `root` as `dataset` in `layout`; `annotations` overrides where the labels are read."""
-    if layout not in LAYOUTS:
+    """Validate `root` as `dataset` in `layout`; `annotations` overrides where the labels are read.
+
+    AVE: layout None checks the annotations only (ROOT may be the annotation folder itself).
+    """
+    if layout is None and dataset != "ave":
+        raise UwavError(f"--layout is required for --dataset {dataset}; expected one of {', '.join(LAYOUTS)}")
+    if layout is not None and layout not in LAYOUTS:
         raise UwavError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
     if dataset not in DATASETS:
         raise UwavError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
@@ -52,9 +59,11 @@ def check_tree(
     elif dataset == "unav":
         _check_unav(report, root, layout, Path(annotations) if annotations else root / UNAV_JSON)
     else:
-        raise UwavError(
-            "AVE datasets are not supported by `uwav data check` yet; expected --dataset llp or unav"
-        )
+        if annotations:
+            ann_dir = Path(annotations)
+        else:
+            ann_dir = root / "annotations" if (root / "annotations").is_dir() else root
+        _check_ave(report, root, layout, ann_dir)
     return report
 
 
@@ -139,3 +148,43 @@ def _check_unav(report: CheckReport, root: Path, layout: str, annotations: Path)
     for name, spec in (("clip", CLIP_SPEC), ("clap", CLAP_SPEC)):
         _report_scan(report, name, scan(root, spec, ids))
     _check_text(report, root, len(UNAV_CLASSES))
+
+
+def _check_ave(report: CheckReport, root: Path, layout: str | None, annotations: Path) -> None:
+    """AVE: the annotation oddities (data-formats §8.3), then the features of every distinct video id."""
+    from uwav.data.ave import ave_oddities, read_ave_annotations
+
+    if layout not in (None, "uwav", "ave"):
+        raise UwavError(f"AVE features are read in the ave (or uwav) layout; found --layout {layout}")
+    report.summary.append(f"AVE annotations {annotations}" + (f", features in {root} (layout {layout})"
+                                                             if layout else " (annotations only)"))
+    try:
+        odd = ave_oddities(annotations)
+    except UwavError as err:
+        report.problems.append(str(err))
+        return
+    report.summary += odd.lines()
+    if not any((annotations / f"{s}_order.h5").is_file() for s in ("train", "val", "test")):
+        report.summary.append("  split order files (*_order.h5): absent (the txt split files are used)")
+    else:
+        try:
+            via_h5 = read_ave_annotations(annotations, "h5")
+        except UwavError as err:
+            report.problems.append(str(err))
+        else:
+            if via_h5.split_source != "h5":
+                report.summary.append(f"  split order files (*_order.h5): not compared ({via_h5.note})")
+            else:
+                txt = read_ave_annotations(annotations, "txt")
+                same = all(np.array_equal(txt.split_rows[s], via_h5.split_rows[s]) for s in txt.split_rows)
+                report.summary.append(f"  split order files (*_order.h5) {'match' if same else 'DIFFER FROM'} "
+                                      "the txt split files")
+                if not same:
+                    report.problems.append(f"{annotations}: *_order.h5 and the txt split files disagree")
+    if layout is None:
+        return
+    ann = read_ave_annotations(annotations)
+    ids = list(dict.fromkeys(ann.rows[i].video_id for members in ann.split_rows.values() for i in members))
+    for name, spec in SPECS[layout].items():
+        _report_scan(report, name, scan(root, spec, ids))
+    _check_text(report, root, len(AVE_CLASSES))

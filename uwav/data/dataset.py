@@ -62,12 +62,36 @@ class ParserData:
         return total
 
 
-def _annotations(config, split: str):
-    from uwav.data.llp import load_llp_split
+def class_names(config) -> tuple[str, ...]:
+    """The config's class vocabulary in index order (AVE: in `ave_class_order`)."""
+    from uwav.classes import LLP_CLASSES
 
+    if config.dataset == "ave":
+        from uwav.data.ave import ave_classes
+
+        return ave_classes(config.ave_class_order)
+    return LLP_CLASSES
+
+
+def annotation_files(config) -> str:
+    """The dense-GT file recorded with results: LLP's audio GT CSV, or AVE's Annotations.txt."""
+    if config.dataset == "ave":
+        return str(Path(config.paths.annotations) / "Annotations.txt")
+    return config.paths.eval_audio or str(Path(config.paths.annotations) / "AVVP_eval_audio.csv")
+
+
+def load_annotations(config, split: str):
+    """One split's labels (LLPSplit or AveSplit: filenames, ids, weak [N, C], gt_audio / gt_visual)."""
     paths = config.paths
     if not paths.annotations:
-        raise UwavError("config: paths.annotations is empty; set it to the folder holding the LLP CSVs")
+        what = "Annotations.txt and the AVE split files" if config.dataset == "ave" else "the LLP CSVs"
+        raise UwavError(f"config: paths.annotations is empty; set it to the folder holding {what}")
+    if config.dataset == "ave":
+        from uwav.data.ave import load_ave_split
+
+        return load_ave_split(paths.annotations, split, class_order=config.ave_class_order)
+    from uwav.data.llp import load_llp_split
+
     return load_llp_split(paths.annotations, split, eval_audio=paths.eval_audio or None,
                           eval_visual=paths.eval_visual or None)
 
@@ -81,7 +105,7 @@ def _parser_inputs(config, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_split(config, split: str, logits: dict | None) -> SplitArrays:
-    ann = _annotations(config, split)
+    ann = load_annotations(config, split)
     audio, visual = _parser_inputs(config, list(ann.ids))
     arrays = SplitArrays(name=split, filenames=tuple(ann.filenames), weak=ann.weak.astype(np.float32),
                          audio=audio, visual=visual, gt_audio=ann.gt_audio, gt_visual=ann.gt_visual)
@@ -109,14 +133,19 @@ def load_parser_data(config, include_test: bool, with_logits: bool = True) -> Pa
     if val.gt_audio is None or val.gt_visual is None:
         raise UwavError("val split has no dense labels; θ fitting and model selection need them")
     data = ParserData(splits=splits, meta={
-        "audio_gt_file": config.paths.eval_audio or str(Path(config.paths.annotations) / "AVVP_eval_audio.csv"),
+        "dataset": config.dataset,
+        "audio_gt_file": annotation_files(config),
         "layout": config.paths.layout,
+        "threshold_fit": config.pseudo.threshold_fit,
     })
+    if config.dataset == "ave":
+        data.meta["class_order"] = config.ave_class_order
     if logits is not None:
         data.meta["generator_sha256"] = logits.get("generator_sha256", "")
+        fit = config.pseudo.threshold_fit
         for mode in ("classwise", "classagnostic"):
             data.thresholds[mode] = {
-                "audio": fit_thresholds(val.logits_audio, val.weak, val.gt_audio, mode),
-                "visual": fit_thresholds(val.logits_visual, val.weak, val.gt_visual, mode),
+                "audio": fit_thresholds(val.logits_audio, val.weak, val.gt_audio, mode, fit),
+                "visual": fit_thresholds(val.logits_visual, val.weak, val.gt_visual, mode, fit),
             }
     return data

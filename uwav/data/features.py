@@ -12,6 +12,11 @@ Layouts, relative to the folder the user names:
          optional {CLIP,CLAP}/segment_pseudo_labels/<id>.npy (10, 25) int 0/1
   uwav   feats_CLIP/segment_feats/<id>.npy (T, 768), feats_CLAP/segment_feats/<id>.npy (T, 512),
          feats_{CLIP,CLAP}/event_feats/all_event_feats.npy (C, 768) / (C, 512)
+  ave    the feature set the UWAV paper used for AVE (any dataset can use it): the uwav layout's
+         feats_CLIP/segment_feats/<id>.npy (10, 768), feats_CLAP/segment_feats/<id>.npy (10, 512) and
+         event_feats (28 rows for AVE, in the config's ave_class_order), plus HAN's
+         feats/r2plus1d_18/<id>.npy (10, 512). Parser input: audio = CLAP (512), visual = CLIP ++ R(2+1)D-18
+         (768 + 512 = 1280). AVE ids are the 11-char video ids; rows sharing an id share the files.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 
 from uwav.errors import UwavError
 
-LAYOUTS = ("han", "valor", "uwav")
+LAYOUTS = ("han", "valor", "uwav", "ave")
 SEGMENTS = 10
 SHOWN_PROBLEMS = 3  # how many problems an error message quotes before "... and N more"
 
@@ -60,6 +65,11 @@ SPECS: dict[str, dict[str, Spec]] = {
     "uwav": {
         "clip": Spec("feats_CLIP/segment_feats", (10, 768)),
         "clap": Spec("feats_CLAP/segment_feats", (10, 512)),
+    },
+    "ave": {
+        "clip": Spec("feats_CLIP/segment_feats", (10, 768)),
+        "clap": Spec("feats_CLAP/segment_feats", (10, 512)),
+        "r2plus1d_18": Spec("feats/r2plus1d_18", (10, 512)),
     },
 }
 VALOR_PSEUDO: dict[str, Spec] = {
@@ -281,6 +291,7 @@ def parser_inputs(root: str | os.PathLike, layout: str, ids: Sequence[str]) -> t
 
     han:  audio = vggish (128); visual = concat(res152 mean of 8, r2plus1d_18) (2048 + 512 = 2560).
     uwav: audio = CLAP (512); visual = CLIP (768) (the CLIP + CLAP variant, method.md §12.6).
+    ave:  audio = CLAP (512); visual = concat(CLIP, R(2+1)D-18) (768 + 512 = 1280), the AVE paper set.
     """
     if layout == "han":
         specs = SPECS["han"]
@@ -293,8 +304,15 @@ def parser_inputs(root: str | os.PathLike, layout: str, ids: Sequence[str]) -> t
     if layout == "uwav":
         feats = load_uwav_segments(root, ids, SEGMENTS)
         return feats["clap"], feats["clip"]
+    if layout == "ave":
+        specs = SPECS["ave"]
+        audio = _stack(root, specs["clap"], ids, "CLAP")
+        visual = np.empty((len(ids), SEGMENTS, 768 + 512), dtype=np.float32)
+        raise_problems(_fill(root, specs["clip"], ids, visual[:, :, :768]), "CLIP")
+        raise_problems(_fill(root, specs["r2plus1d_18"], ids, visual[:, :, 768:]), "r2plus1d_18")
+        return audio, visual
     raise UwavError(
-        f"layout {layout!r} has no per-segment parser inputs; expected 'han' or 'uwav' "
+        f"layout {layout!r} has no per-segment parser inputs; expected 'han', 'uwav' or 'ave' "
         "(the valor layout holds VALOR's features and pseudo labels, read with load_valor)"
     )
 

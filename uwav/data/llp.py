@@ -217,12 +217,13 @@ def load_llp_split(
 
 
 def load_predictions(
-    path: str | os.PathLike, filenames: Sequence[str]
+    path: str | os.PathLike, filenames: Sequence[str], num_classes: int = len(LLP_CLASSES)
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read a predictions .npz and reorder it to `filenames` (a split's order).
 
-    The file holds `filename` (N,) full LLP filenames in any order, `audio` and `visual` [N, T, C]
-    segment probabilities and `video` [N, C] video-level outputs. Returns float64 (audio, visual, video).
+    The file holds `filename` (N,) full LLP filenames (AVE: the per-row sample keys) in any order,
+    `audio` and `visual` [N, T, C] segment probabilities and `video` [N, C] video-level outputs, with
+    C = `num_classes` (25 LLP, 28 AVE). Returns float64 (audio, visual, video).
     """
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -243,7 +244,7 @@ def load_predictions(
             f"{path}: key filename has shape {names.shape} dtype {names.dtype}; expected (N,) strings"
         )
     names = [str(n) for n in names.tolist()]
-    n, c = len(names), len(LLP_CLASSES)
+    n, c = len(names), num_classes
     expected = {"audio": (n, SEGMENTS, c), "visual": (n, SEGMENTS, c), "video": (n, c)}
     out = {}
     for key, shape in expected.items():
