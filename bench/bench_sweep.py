@@ -153,30 +153,35 @@ def main() -> None:
             print(f"  overhead: {per_trial:.2f} s per trial = {per_trial / trial_s:.1%} of this trial time; "
                   f"for one-minute trials: {per_trial / 60:.1%}")
 
-            # -- 2. memory per extra concurrent trial
-            log = tmp / "memory.jsonl"
-            spec = write_spec(tmp, "memory", args.epochs, 2, concurrent=2)
-            run_sweep(spec, data=data, verbose=0, trainable=memory_trial(log))
-            rows = [json.loads(line) for line in log.read_text().splitlines()]
-            start = {r["pid"]: r for r in rows if r["when"] == "start"}
-            peak: dict[int, dict] = {}
-            for r in rows:
-                if r["when"] == "epoch" and r["private"] >= peak.get(r["pid"], r)["private"]:
-                    peak[r["pid"]] = r
-            print(f"\n2 concurrent trials on {mb:.0f} MiB of shared data (MiB per trial process; start = torch "
-                  f"imported and data mapped, peak = after an epoch)")
-            print(f"  {'pid':>8} {'RSS':>8} {'shared':>8} {'private':>8} {'private':>8} {'added by':>9}")
-            print(f"  {'':>8} {'peak':>8} {'peak':>8} {'start':>8} {'peak':>8} {'training':>9}")
-            added = []
-            for pid, r in peak.items():
-                s0 = start[pid]["private"]
-                added.append((r["private"] - s0) / 1024)
-                print(f"  {pid:>8} {r['rss'] / 1024:8.0f} {r['shared'] / 1024:8.0f} {s0 / 1024:8.0f} "
-                      f"{r['private'] / 1024:8.0f} {added[-1]:9.0f}")
-            print(f"  memory per extra trial: the runtime ({max(s['private'] for s in start.values()) / 1024:.0f} MiB "
-                  f"of Python + torch, once per worker) + {max(added):.0f} MiB for model, optimiser and "
-                  f"activations = {max(added) / mb:.2f} x the data; a copy of the data per trial would add "
-                  f"{mb:.0f} MiB")
+            # -- 2. memory per extra concurrent trial, at two data sizes: what a trial adds must not grow
+            # with the data (features are shared pages of the object store, not private copies)
+            print("\n2 concurrent trials per data size; MiB per trial process: private at start (torch "
+                  "imported, data mapped), added by training (peak private - start), shared at peak")
+            print(f"  {'data':>8} {'pid':>8} {'private':>8} {'added':>8} {'shared':>8}")
+            added_by_size = {}
+            for scale in (1, 2):
+                big = data if scale == 1 else make_data(args.videos * scale)
+                size = big.nbytes() / 2**20
+                log = tmp / f"memory{scale}.jsonl"
+                spec = write_spec(tmp, f"memory{scale}", args.epochs, 2, concurrent=2)
+                run_sweep(spec, data=big, verbose=0, trainable=memory_trial(log))
+                rows = [json.loads(line) for line in log.read_text().splitlines()]
+                start = {r["pid"]: r for r in rows if r["when"] == "start"}
+                peak: dict[int, dict] = {}
+                for r in rows:
+                    if r["when"] == "epoch" and r["private"] >= peak.get(r["pid"], r)["private"]:
+                        peak[r["pid"]] = r
+                added = []
+                for pid, r in peak.items():
+                    added.append((r["private"] - start[pid]["private"]) / 1024)
+                    print(f"  {size:8.0f} {pid:>8} {start[pid]['private'] / 1024:8.0f} {added[-1]:8.0f} "
+                          f"{r['shared'] / 1024:8.0f}")
+                added_by_size[size] = max(added)
+                del big
+            (s1, a1), (s2, a2) = added_by_size.items()
+            print(f"  memory per extra trial: {a1:.0f} MiB at {s1:.0f} MiB of data, {a2:.0f} MiB at {s2:.0f} MiB "
+                  f"(model, optimiser, activations, allocator); a copy per trial would add "
+                  f"{s1:.0f} / {s2:.0f} MiB. Growth with the data: {(a2 - a1) / (s2 - s1):.0%} of it")
     finally:
         ray.shutdown()
 

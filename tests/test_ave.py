@@ -76,7 +76,8 @@ def test_real_split_arrays_key_samples_by_row(real):
     assert train.weak[i, 0] == 1 and (train.segment_labels[i] == BG).all()
     # a row of the file and its key
     j = int(np.nonzero(train.rows == 1)[0][0])
-    assert train.filenames[j] == "0001_MH3m4AwEcRY" and train.segment_labels[j].tolist() == [BG] * 6 + [0] * 2 + [BG] * 2
+    assert train.filenames[j] == "0001_MH3m4AwEcRY"  # Church bell&MH3m4AwEcRY&good&6&8
+    assert train.segment_labels[j].tolist() == [BG] * 6 + [0] * 2 + [BG] * 2
 
 
 def test_real_h5_order_matches_txt_and_falls_back_without_h5py(real, monkeypatch):

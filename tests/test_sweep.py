@@ -279,3 +279,14 @@ def test_trial_restarts_from_its_checkpoint_after_the_worker_dies(ray_local, tmp
     steps = [m.step for m in tracking.client(outcome.tracking_uri).get_metric_history(child.info.run_id,
                                                                                        "val_seg_type")]
     assert steps == [1, 2, 3, 4]
+
+
+def test_resume_refuses_a_changed_sweep_file(finished):
+    spec, _, _ = finished
+    original = spec.path.read_text()
+    try:
+        spec.path.write_text(original.replace("num_samples: 6", "num_samples: 7"))
+        with pytest.raises(UwavError, match="differs from the file this sweep started with"):
+            run_sweep(load_sweep(spec.path), resume=True, data=tiny_data(False))
+    finally:
+        spec.path.write_text(original)

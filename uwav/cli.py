@@ -416,3 +416,23 @@ def parse(inputs, parser_ckpt, generator_ckpt, json_out, plot_out, **kw) -> None
             if len(results) > 1:
                 target = target / f"{Path(parsed.video).stem}.png"
             plot_timeline(parsed, target, note=note)
+
+
+# ---- cluster (uwav.cluster) ---------------------------------------------------------------------
+
+
+@main.group()
+def cluster() -> None:
+    """Ray cluster files (cluster/gpu.yaml): check them before `ray up`."""
+
+
+@cluster.command("validate")
+@click.argument("cluster_file", type=str)
+@user_errors
+def cluster_validate(cluster_file) -> None:
+    """Check CLUSTER_FILE offline: the installed Ray's schema (after Ray's own defaults are filled in) and the
+    project's rules (the head runs no trials, storage reachable from every node, servers not public, token
+    auth, the project pinned to the driver's version, no credentials)."""
+    from uwav.cluster import validate_cluster
+
+    click.echo(validate_cluster(cluster_file).describe())

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from uwav.errors import UwavError
 from uwav.sweep.spec import SweepSpec, base_config_dict, load_sweep, spec_summary
 
@@ -97,7 +99,7 @@ def _tuner_parts(spec: SweepSpec, data, trainable):
     return tune.with_resources(fn, {"cpu": spec.cpu, "gpu": spec.gpu})
 
 
-def _new_tuner(spec: SweepSpec, trainable, callback):
+def _new_tuner(spec: SweepSpec, trainable, callback, verbose: int):
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -118,19 +120,12 @@ def _new_tuner(spec: SweepSpec, trainable, callback):
     run_config = tune.RunConfig(
         name=spec.name, storage_path=str(spec.storage_path), callbacks=[callback],
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=_verbosity())
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=verbose)
     # reuse_actors: a finished trial's worker process runs the next trial, so Python, torch and the
     # mapped data are set up once per worker rather than once per trial.
     tune_config = tune.TuneConfig(metric="best_objective", mode="max", search_alg=searcher,
                                   scheduler=scheduler, num_samples=spec.num_samples, reuse_actors=True)
     return tune.Tuner(trainable, param_space=spec.tune_space(), tune_config=tune_config, run_config=run_config)
-
-
-_VERBOSE = [1]
-
-
-def _verbosity() -> int:
-    return _VERBOSE[0]
 
 
 def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False, data=None,
@@ -149,6 +144,10 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     if not resume and restorable:
         raise UwavError(f"{spec.path}: {exp_dir} already holds this sweep; continue it with --resume or "
                         f"change name in the sweep file")
+    saved = exp_dir / "sweep.yaml"
+    if resume and saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(spec.path.read_text()):
+        raise UwavError(f"{spec.path}: differs from the file this sweep started with ({saved}); --resume "
+                        f"continues the original search, so restore that file or start a sweep with a new name")
     if data is None:
         from uwav.data.dataset import load_parser_data
 
@@ -157,7 +156,6 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         raise UwavError("run_sweep was given data with the test split; sweeps load train and val only")
 
     started = start_ray(address, num_cpus=num_cpus, data_bytes=data.nbytes())
-    _VERBOSE[0] = verbose
     exp_dir.mkdir(parents=True, exist_ok=True)
     write_text(exp_dir / "sweep.yaml", spec.path.read_text())
     write_text(exp_dir / "base_config.yaml", _dump(spec.base))
@@ -169,13 +167,12 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
                                      "tracking_uri": spec.tracking_uri, "experiment": spec.experiment,
                                      "experiment_id": exp_id, "parent_run_id": parent})
     fn = _tuner_parts(spec, data, trainable)
-    status = "FAILED"
     try:
         if resume:
             tuner = tune.Tuner.restore(str(exp_dir), trainable=fn, resume_unfinished=True, resume_errored=True)
         else:
             callback = tracking.SweepTracker(spec.tracking_uri, exp_id, parent, base_config_dict(spec), spec.keys)
-            tuner = _new_tuner(spec, fn, callback)
+            tuner = _new_tuner(spec, fn, callback, verbose)
         grid = tuner.fit()
         board = leaderboard(spec, grid)
         finished = len(board) >= spec.num_samples and all(r["status"] != "unfinished" for r in board)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -397,7 +398,10 @@ def load_sweep(path: str | Path) -> SweepSpec:
     storage = Path(st.get("path", str, str(Path(base.paths.out) / "sweeps"))).expanduser().resolve()
 
     ml = _Section(where, "mlflow", raw.get("mlflow"), ("tracking_uri", "experiment"))
-    tracking_uri = ml.get("tracking_uri", str, "") or f"sqlite:///{storage / 'mlflow.db'}"
+    # Empty: the server in MLFLOW_TRACKING_URI when set (cluster/gpu.yaml exports it for every job on the
+    # head), else a sqlite file beside the sweeps.
+    tracking_uri = (ml.get("tracking_uri", str, "") or os.environ.get("MLFLOW_TRACKING_URI", "")
+                    or f"sqlite:///{storage / 'mlflow.db'}")
     experiment = ml.get("experiment", str, "") or f"uwav-{name}"
 
     return SweepSpec(path=path.resolve(), name=name, base_path=base_path, base=base, space=space,

@@ -1,0 +1,168 @@
+"""`uwav cluster validate`: cluster/gpu.yaml passes; broken variants fail with one line naming the key."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from uwav.cli import main
+from uwav.cluster import validate_cluster
+from uwav.errors import UwavError
+
+GPU_YAML = Path(__file__).resolve().parents[1] / "cluster" / "gpu.yaml"
+GOOD = yaml.safe_load(GPU_YAML.read_text())
+
+
+def write(tmp_path: Path, change: Callable[[dict], None]) -> Path:
+    config = copy.deepcopy(GOOD)
+    change(config)
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_the_shipped_cluster_file_is_valid():
+    summary = validate_cluster(GPU_YAML)
+    assert summary.head_node_type == "head" and summary.provider == "aws"
+    assert summary.workers["gpu_spot"] == (0, 8, True) and summary.workers["gpu_ondemand"] == (0, 2, False)
+    assert summary.storage_path.startswith(summary.shared_mount + "/")
+    result = CliRunner().invoke(main, ["cluster", "validate", str(GPU_YAML)])
+    assert result.exit_code == 0 and "valid for Ray" in result.output
+
+
+def _set(path: str, value):
+    """A change that sets a dotted key (list items by index) of the config."""
+    def change(config):
+        *parents, last = path.split(".")
+        node = config
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return change
+
+
+def _drop(path: str):
+    def change(config):
+        *parents, last = path.split(".")
+        node = config
+        for p in parents:
+            node = node[p]
+        del node[last]
+    return change
+
+
+def _edit_commands(name: str, old: str, new: str):
+    def change(config):
+        config[name] = [c.replace(old, new) for c in config[name]]
+        assert any(new in c for c in config[name]), f"{old!r} not in {name}"
+    return change
+
+
+HEAD_START = "head_start_ray_commands"
+BROKEN = {
+    # Ray's schema (after Ray's defaults are filled in)
+    "unknown top-level key": (_set("max_worker", 3), "top level: Additional properties are not allowed ('max_worker'"),
+    "unknown node type key": (_set("available_node_types.gpu_spot.min_worker", 1),
+                              "available_node_types.gpu_spot: Additional properties are not allowed ('min_worker'"),
+    "unknown docker key": (_set("docker.imag", "x"), "docker: Additional properties are not allowed ('imag'"),
+    "wrong type": (_set("max_workers", "ten"), "max_workers: 'ten' is not of type 'integer'"),
+    "negative resource": (_set("available_node_types.gpu_spot.resources.GPU", -1),
+                          "available_node_types.gpu_spot.resources.GPU: -1 is less than the minimum"),
+    "min workers above max": (_set("available_node_types.gpu_spot.min_workers", 11), "max_workers"),
+    "missing head_node_type": (_drop("head_node_type"), "head_node_type is missing; expected one of head, gpu_spot"),
+    "unknown head_node_type": (_set("head_node_type", "cpu_head"), "head_node_type 'cpu_head' is not in"),
+    "missing provider": (_drop("provider"), "provider.type is missing"),
+    # the head runs no trials
+    "head with a GPU": (_set("available_node_types.head.resources", {"CPU": 0, "GPU": 1}),
+                        "available_node_types.head.resources.GPU is 1"),
+    "head CPUs auto-detected": (_set("available_node_types.head.resources", {}),
+                                "available_node_types.head.resources.CPU is absent"),
+    "head CPUs for trials": (_set("available_node_types.head.resources", {"CPU": 8}),
+                             "available_node_types.head.resources.CPU is 8"),
+    "head started with CPUs": (_edit_commands(HEAD_START, "--num-cpus=0", "--num-cpus=8"),
+                               "head_start_ray_commands[1]: --num-cpus=8"),
+    # storage every node can reach
+    "local storage": (_set("metadata.uwav.storage_path", "runs/llp/sweeps"),
+                      "metadata.uwav.storage_path 'runs/llp/sweeps' is not under metadata.uwav.shared_mount"),
+    "storage without a shared mount": (_drop("metadata.uwav.shared_mount"), "is local to each node"),
+    "storage missing": (_drop("metadata.uwav.storage_path"), "metadata.uwav.storage_path is missing"),
+    "mount never made": (_set("initialization_commands", ["sudo mkdir -p /mnt/uwav"]),
+                         "metadata.uwav.shared_mount '/mnt/uwav' is not mounted"),
+    "no project metadata": (_drop("metadata"), "metadata.uwav is missing"),
+    # servers not public
+    "public MLflow": (_edit_commands(HEAD_START, "--host 127.0.0.1", "--host 0.0.0.0"),
+                      "head_start_ray_commands[2]: the MLflow server binds 0.0.0.0"),
+    "public MLflow, short flag": (_edit_commands(HEAD_START, "--host 127.0.0.1", "-h=0.0.0.0"),
+                                  "the MLflow server binds 0.0.0.0"),
+    "public dashboard": (_edit_commands(HEAD_START, "--dashboard-host=127.0.0.1", "--dashboard-host=0.0.0.0"),
+                         "head_start_ray_commands[1]: Ray's dashboard binds 0.0.0.0"),
+    # Ray's default head start command binds the dashboard publicly; leaving ours out must not pass
+    "Ray's default start commands": (_drop(HEAD_START), "Ray's dashboard binds 0.0.0.0"),
+    # token auth
+    "auth disabled": (_edit_commands("worker_start_ray_commands", "RAY_AUTH_MODE=token", "RAY_AUTH_MODE=disabled"),
+                      "worker_start_ray_commands[1]: RAY_AUTH_MODE=disabled"),
+    "auth missing": (_edit_commands(HEAD_START, "RAY_AUTH_MODE=token ", ""),
+                     "head_start_ray_commands: no RAY_AUTH_MODE=token"),
+    # the driver's version on the nodes
+    "project unpinned": (_set("setup_commands", ["pip install -q torch==2.13.0", "pip install uwav"]),
+                         "setup_commands: no command installs uwav at the driver's version"),
+    # no credentials
+    "key in provider": (_set("provider.aws_secret_access_key", "abc/def"),
+                        "provider.aws_secret_access_key: credentials in the cluster file"),
+    "key in a command": (_set("setup_commands.0", "export AWS_SECRET_ACCESS_KEY=abc && pip install x"),
+                         "setup_commands[0]: a credential or secret"),
+    "key id in node_config": (_set("available_node_types.gpu_spot.node_config.UserData", "AKIAABCDEFGHIJKLMNOP"),
+                              "available_node_types.gpu_spot.node_config.UserData: a credential or secret in the cluster file (AKIA...)"),
+    "ray token in a command": (_edit_commands(HEAD_START, "RAY_AUTH_MODE=token", "RAY_AUTH_MODE=token RAY_AUTH_TOKEN=x"),
+                               "head_start_ray_commands[1]: a credential"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_variants_are_rejected_with_the_key(tmp_path, case):
+    change, expected = BROKEN[case]
+    path = write(tmp_path, change)
+    with pytest.raises(UwavError) as err:
+        validate_cluster(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert expected in message, message
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path):
+    path = write(tmp_path, _set("available_node_types.head.resources", {"CPU": 0, "GPU": 1}))
+    result = CliRunner().invoke(main, ["cluster", "validate", str(path)])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and result.output.startswith(f"error: {path}: ")
+    for text, expected in (("a: [1, 2", "invalid YAML"), ("- a list", "must be a mapping")):
+        (tmp_path / "odd.yaml").write_text(text)
+        result = CliRunner().invoke(main, ["cluster", "validate", str(tmp_path / "odd.yaml")])
+        assert result.exit_code == 2 and expected in result.output
+    result = CliRunner().invoke(main, ["cluster", "validate", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2 and "cluster file not found" in result.output
+
+
+@pytest.mark.parametrize("change", [
+    _set("metadata.uwav.storage_path", "s3://bucket/uwav/runs"),  # Tune writes to S3 directly
+    _set("metadata.uwav.storage_path", "gs://bucket/uwav/runs"),
+    # an explicit opt-in for servers behind the user's own network controls
+    lambda c: (_edit_commands(HEAD_START, "--host 127.0.0.1", "--host 0.0.0.0")(c),
+               _set("metadata.uwav.public_servers", True)(c)),
+    # a private-interface bind is fine
+    _edit_commands(HEAD_START, "--host 127.0.0.1", "--host $(hostname -I | cut -d' ' -f1)"),
+    # a custom image that already holds the project
+    lambda c: (_set("setup_commands", ["pip install -q torch==2.13.0"])(c),
+               _set("metadata.uwav.project_in_image", True)(c)),
+    # the token file travels through file_mounts: a path key named auth_token is not a credential
+    _set("file_mounts", {"/home/ray/.ray/auth_token": "~/.ray/auth_token"}),
+])
+def test_accepted_variants(tmp_path, change):
+    validate_cluster(write(tmp_path, change))
