@@ -120,8 +120,8 @@ BROKEN = {
     "key in a command": (_set("setup_commands.0", "export AWS_SECRET_ACCESS_KEY=abc && pip install x"),
                          "setup_commands[0]: a credential or secret"),
     "key id in node_config": (_set("available_node_types.gpu_spot.node_config.UserData", "AKIAABCDEFGHIJKLMNOP"),
-                              "available_node_types.gpu_spot.node_config.UserData: a credential or secret in the cluster file (AKIA...)"),
-    "ray token in a command": (_edit_commands(HEAD_START, "RAY_AUTH_MODE=token", "RAY_AUTH_MODE=token RAY_AUTH_TOKEN=x"),
+                              "node_config.UserData: a credential or secret in the cluster file (AKIA...)"),
+    "ray token in a command": (_edit_commands(HEAD_START, "MODE=token", "MODE=token RAY_AUTH_TOKEN=x"),
                                "head_start_ray_commands[1]: a credential"),
 }
 
