@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -166,3 +167,85 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
 ])
 def test_accepted_variants(tmp_path, change):
     validate_cluster(write(tmp_path, change))
+
+
+# ---- several nodes: a sweep survives losing one -------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sweep_over_two_nodes_survives_losing_one(tmp_path):
+    """Head without CPUs + two one-CPU worker nodes on 127.0.0.1 (tests/multinode_driver.py). A trial is
+    parked after its epoch-2 checkpoint and its node removed: every trial still finishes, the parked one
+    continues at epoch 3 on the other node, and MLflow holds exactly one finished run per trial."""
+    import os
+    import secrets
+    import signal
+    import subprocess
+    import sys
+
+    from uwav import tracking
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH_", "RAY_ADDRESS", "MLFLOW_TRACKING"))}
+    # Several raylets on one machine need one token, fixed before Ray is imported (Ray 2.60 caches the mode).
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), UWAV_MULTINODE_DIR=str(work))
+    driver = Path(__file__).resolve().parent / "multinode_driver.py"
+    # The driver runs from an unrelated folder: trials must not depend on its working directory.
+    proc = subprocess.Popen([sys.executable, str(driver), str(work)], cwd=elsewhere, env=env,
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the driver and the raylets it started
+            proc.wait()
+    assert proc.returncode == 0, output[-3000:]
+    out = json.loads((work / "outcome.json").read_text())
+    removed = out["removed"]
+    assert removed, "no node was removed"
+    survivor = next(n for n in out["worker_node_ids"] if n != removed["node_id"])
+    assert removed["node_id"] not in out["alive_nodes"] and survivor in out["alive_nodes"]
+
+    # every trial finished all its epochs
+    board = out["leaderboard"]
+    assert out["finished"] and len(board) == 4
+    assert all(r["status"] == "complete" and r["epochs"] == 4 for r in board), board
+
+    # spread over both worker nodes, never the head; the parked trial resumed at epoch 3 elsewhere
+    lines = [line.split() for line in (work / "epochs.log").read_text().splitlines()]
+    nodes = {node for _, node, _, _ in lines}
+    assert nodes == set(out["worker_node_ids"]), "trials did not use both worker nodes (or used the head)"
+    parked = [(node, int(epoch)) for trial, node, _, epoch in lines if trial == removed["trial_id"]]
+    assert parked == [(removed["node_id"], 1), (removed["node_id"], 2), (survivor, 3), (survivor, 4)], parked
+    for trial in {t for t, _, _, _ in lines} - {removed["trial_id"]}:
+        assert [int(e) for t, _, _, e in lines if t == trial] == [1, 2, 3, 4]
+
+    # resuming is exact: the parked trial scores what an uninterrupted fit scores
+    import torch
+
+    from sweep_fixtures import tiny_data
+
+    from uwav.sweep.spec import load_sweep
+    from uwav.train import fit
+
+    spec = load_sweep(work / "sweep.yaml")
+    row = next(r for r in board if r["trial_id"] == removed["trial_id"])
+    torch.set_num_threads(1)
+    reference = fit(spec.trial_config(row["params"]), tiny_data(False), keep_best=False, progress=False)
+    assert row["best_objective"] == pytest.approx(reference.best_objective, abs=1e-9)
+
+    # MLflow: one finished run per trial, the restart recorded, each epoch logged once, nothing left running
+    children = tracking.child_runs(out["tracking_uri"], out["parent_run_id"])
+    trial_ids = [c.data.tags[tracking.TRIAL_TAG] for c in children]
+    assert sorted(trial_ids) == sorted(r["trial_id"] for r in board), "duplicate or missing MLflow runs"
+    assert {c.info.status for c in children} == {"FINISHED"}
+    client = tracking.client(out["tracking_uri"])
+    for child in children:
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_seg_type")]
+        assert steps == [1, 2, 3, 4], (child.data.tags[tracking.TRIAL_TAG], steps)
+        assert ("uwav.restarts" in child.data.tags) == (child.data.tags[tracking.TRIAL_TAG] == removed["trial_id"])
+    running = client.search_runs([children[0].info.experiment_id], filter_string="attributes.status = 'RUNNING'")
+    assert not running, "runs left RUNNING"
+    assert client.get_run(out["parent_run_id"]).info.status == "FINISHED"

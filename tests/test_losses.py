@@ -205,3 +205,17 @@ def test_pretrain_loss_log_space_accuracy():
     z = torch.full((1, 1, 1), -60.0)
     loss = pretrain_loss(z, z, torch.ones(1, 1, 1), torch.ones(1, 1, dtype=torch.bool), 1.0)
     assert loss.item() == pytest.approx(100.0)
+
+
+def test_untied_beta_parameters_shift_the_mixup_weight():
+    from uwav.losses import sample_mixup
+
+    gen = torch.Generator().manual_seed(0)
+    tied = [sample_mixup(4, 2.0, gen)[0] for _ in range(2000)]
+    gen = torch.Generator().manual_seed(0)
+    untied = [sample_mixup(4, 2.0, gen, beta=6.0)[0] for _ in range(2000)]
+    assert abs(np.mean(tied) - 0.5) < 0.02  # Beta(2, 2): mean 1/2
+    assert abs(np.mean(untied) - 0.25) < 0.02  # Beta(2, 6): mean 2/8
+    gen = torch.Generator().manual_seed(0)
+    same = [sample_mixup(4, 2.0, gen, beta=0.0)[0] for _ in range(5)]
+    assert same == tied[:5]  # beta 0 means tied

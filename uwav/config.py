@@ -115,7 +115,8 @@ class LossConfig:
     mixup: bool = _f(True, "uncertainty-weighted feature mixup loss")
     mixup_target: str = _f("soft", "targets mixed by mixup: soft or hard labels; AVE: ceil_literal/round",
                            choices=("soft", "hard", "ceil_literal", "round"))
-    alpha: float = _f(1.7, "Beta(α, α) parameter of the mixup λ (≤ 0 disables mixing: λ = 1)")
+    alpha: float = _f(1.7, "Beta(a, b) parameter a of the mixup λ (≤ 0 disables mixing: λ = 1)")
+    beta: float = _f(0.0, "Beta(a, b) parameter b; 0 ties it to alpha, the paper's Beta(α, α)", lo=0.0)
     lambda_seg: float = _f(1.0, "weight of the segment loss", lo=0.0)
     lambda_mix: float = _f(1.0, "weight of the mixup loss", lo=0.0)
 

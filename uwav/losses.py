@@ -77,18 +77,20 @@ def segment_loss(
     return (weight * bce).mean()
 
 
-def sample_mixup(batch_segments: int, alpha: float, generator: torch.Generator) -> tuple[float, torch.Tensor]:
-    """One mixup draw: λ ~ Beta(alpha, alpha) (1.0 if alpha <= 0) and a permutation of batch_segments.
+def sample_mixup(batch_segments: int, alpha: float, generator: torch.Generator,
+                 beta: float | None = None) -> tuple[float, torch.Tensor]:
+    """One mixup draw: λ ~ Beta(alpha, beta) (1.0 if alpha <= 0) and a permutation of batch_segments.
 
-    Both come from `generator` so training is reproducible: the permutation is torch.randperm on it, then
-    λ is drawn by a numpy Generator seeded with one integer taken from it (torch's Beta sampler accepts
-    no generator). perm is a LongTensor [batch_segments] on the generator's device.
+    beta=None ties the two parameters, Beta(α, α), as the paper does. Both draws come from `generator`
+    so training is reproducible: the permutation is torch.randperm on it, then λ is drawn by a numpy
+    Generator seeded with one integer taken from it (torch's Beta sampler accepts no generator). perm is
+    a LongTensor [batch_segments] on the generator's device.
     """
     perm = torch.randperm(batch_segments, generator=generator, device=generator.device)
     if alpha <= 0:
         return 1.0, perm
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
-    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha if beta is None or beta <= 0 else beta))
     return lam, perm
 
 

@@ -258,7 +258,8 @@ class Trainer:
                     mix_target = hard
                 else:
                     mix_target = losses.ave_mixup_targets(soft, cfg.loss.mixup_target)
-                lam, perm = losses.sample_mixup(feats.shape[0] * feats.shape[1], cfg.loss.alpha, self.rng)
+                lam, perm = losses.sample_mixup(feats.shape[0] * feats.shape[1], cfg.loss.alpha, self.rng,
+                                                  cfg.loss.beta)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
                     mix = mix + losses.mixup_loss(feats, mix_target, model.classify, lam, perm.to(self.device))
         total = video + cfg.loss.lambda_seg * seg + cfg.loss.lambda_mix * mix.float()
