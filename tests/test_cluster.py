@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from click.testing import CliRunner
+from sweep_fixtures import tiny_data, write_sweep
 
+from uwav import tracking
 from uwav.cli import main
 from uwav.cluster import validate_cluster
 from uwav.errors import UwavError
+from uwav.sweep.spec import load_sweep
+from uwav.train import fit
 
 GPU_YAML = Path(__file__).resolve().parents[1] / "cluster" / "gpu.yaml"
 GOOD = yaml.safe_load(GPU_YAML.read_text())
@@ -169,6 +179,19 @@ def test_accepted_variants(tmp_path, change):
     validate_cluster(write(tmp_path, change))
 
 
+def test_sweeps_on_the_head_log_to_its_mlflow_server(tmp_path, monkeypatch):
+    """gpu.yaml exports MLFLOW_TRACKING_URI before `ray start`; a sweep file that names no tracking_uri
+    uses it, one that names a tracking_uri keeps its own."""
+    (head_start,) = [c for c in GOOD["head_start_ray_commands"] if "ray start --head" in c]
+    assert f"MLFLOW_TRACKING_URI={GOOD['metadata']['uwav']['tracking_uri']}" in head_start
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert load_sweep(write_sweep(tmp_path)).tracking_uri == "http://127.0.0.1:5000"
+    explicit = load_sweep(write_sweep(tmp_path, mlflow={"tracking_uri": "sqlite:////tmp/x.db"}))
+    assert explicit.tracking_uri == "sqlite:////tmp/x.db"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert load_sweep(write_sweep(tmp_path)).tracking_uri == f"sqlite:///{tmp_path / 'sweeps' / 'mlflow.db'}"
+
+
 # ---- several nodes: a sweep survives losing one -------------------------------------------------------
 
 
@@ -177,14 +200,6 @@ def test_sweep_over_two_nodes_survives_losing_one(tmp_path):
     """Head without CPUs + two one-CPU worker nodes on 127.0.0.1 (tests/multinode_driver.py). A trial is
     parked after its epoch-2 checkpoint and its node removed: every trial still finishes, the parked one
     continues at epoch 3 on the other node, and MLflow holds exactly one finished run per trial."""
-    import os
-    import secrets
-    import signal
-    import subprocess
-    import sys
-
-    from uwav import tracking
-
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     work.mkdir()
     elsewhere.mkdir()
@@ -223,13 +238,6 @@ def test_sweep_over_two_nodes_survives_losing_one(tmp_path):
         assert [int(e) for t, _, _, e in lines if t == trial] == [1, 2, 3, 4]
 
     # resuming is exact: the parked trial scores what an uninterrupted fit scores
-    import torch
-
-    from sweep_fixtures import tiny_data
-
-    from uwav.sweep.spec import load_sweep
-    from uwav.train import fit
-
     spec = load_sweep(work / "sweep.yaml")
     row = next(r for r in board if r["trial_id"] == removed["trial_id"])
     torch.set_num_threads(1)
