@@ -86,6 +86,17 @@ class PerVideoDataset(torch.utils.data.Dataset):
         return audio, visual, weak, targets[0], targets[1]
 
 
+def plain_dropout(model: torch.nn.Module) -> torch.nn.Module:
+    """The baseline as usually written: torch's nn.Dropout instead of uwav's FastDropout."""
+    from uwav.models.dropout import FastDropout
+
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, FastDropout):
+                setattr(module, name, torch.nn.Dropout(child.p))
+    return model
+
+
 def baseline_step(model, optimizer, batch, w, alpha, gen) -> None:
     audio, visual, weak, t_a, t_v = batch
     out = model(audio, visual)
@@ -221,7 +232,7 @@ def main() -> None:
             results["val_ours"] = time.perf_counter() - t0
     config = config_from_dict(base)
     torch.manual_seed(0)
-    model = build_parser(config, data)
+    model = plain_dropout(build_parser(config, data))
     theta_ab = {"a": theta["audio"], "v": theta["visual"]}
     results["baseline"] = time_baseline(llp, model, list(ann["train"].ids), ann["train"].weak, theta_ab,
                                         args.batches, args.batch_size, args.workers)

@@ -198,3 +198,24 @@ def test_han_is_deterministic_under_seed():
         han = HAN(SMALL_HAN).train()
         outs.append(han(*han_inputs()).video_prob)
     torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+
+
+def test_fast_dropout_rate_scale_determinism_and_gradient():
+    from uwav.models.dropout import FastDropout
+
+    drop = FastDropout(0.1)
+    x = torch.ones(1000, 1000, requires_grad=True)
+    torch.manual_seed(0)
+    y = drop(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.1) < 0.002  # p to within 2^-17, sampled over 10^6 elements
+    assert abs(y.mean().item() - 1.0) < 0.003  # unbiased: kept values scaled by 1 / (1 − p_eff)
+    y.sum().backward()
+    assert torch.equal(x.grad, (y.detach() != 0).float() * drop.scale)  # gradient follows the mask
+    torch.manual_seed(0)
+    assert torch.equal(drop(x).detach(), y.detach())  # seeded: reproducible
+    drop.eval()
+    assert drop(x) is x
+    assert FastDropout(0.0).train()(x) is x
+    with pytest.raises(ValueError):
+        FastDropout(1.0)

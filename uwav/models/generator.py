@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from uwav.models.dropout import FastDropout
+
 # Additive mask value of the reference code; a finite float (not -inf / bool) keeps fully masked rows
 # (padded queries) finite instead of NaN.
 _MASK_VALUE = -1e10
@@ -52,6 +54,11 @@ class PostNormEncoderLayer(nn.TransformerEncoderLayer):
     into NaN (torch 2.13), which the next layer's attention then spreads to every segment of the video.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        p = self.dropout.p  # the residual and FFN dropouts; attention-weight dropout stays in self_attn
+        self.dropout, self.dropout1, self.dropout2 = FastDropout(p), FastDropout(p), FastDropout(p)
+
     def forward(
         self,
         src: torch.Tensor,
@@ -60,7 +67,7 @@ class PostNormEncoderLayer(nn.TransformerEncoderLayer):
         is_causal: bool = False,
     ) -> torch.Tensor:
         if src_key_padding_mask is not None or is_causal:
-            raise NotImplementedError("PostNormEncoderLayer takes padding as an additive float src_mask")
+            raise ValueError("PostNormEncoderLayer takes padding as an additive float src_mask")
         attn = self.self_attn(src, src, src, attn_mask=src_mask, need_weights=False)[0]
         x = self.norm1(src + self.dropout1(attn))
         ff = self.linear2(self.dropout(self.activation(self.linear1(x))))

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from uwav.errors import UwavError
+from uwav.models.dropout import FastDropout
 
 
 @dataclass
@@ -47,10 +48,10 @@ class HANLayer(nn.Module):
         self.linear2 = nn.Linear(ff, d_model)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
-        self.drop_cross = nn.Dropout(dropout)
-        self.drop_self = nn.Dropout(dropout)
-        self.drop_ff_inner = nn.Dropout(dropout)
-        self.drop_ff_out = nn.Dropout(dropout)
+        self.drop_cross = FastDropout(dropout)
+        self.drop_self = FastDropout(dropout)
+        self.drop_ff_inner = FastDropout(dropout)
+        self.drop_ff_out = FastDropout(dropout)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """q, k [B, T, d] -> [B, T, d]."""
