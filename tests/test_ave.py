@@ -390,3 +390,35 @@ def test_config_accepts_ave_choices_and_rejects_others():
     assert config.dataset == "ave" and config.ave_class_order == "alphabetical"
     with pytest.raises(UwavError, match="ave_class_order must be one of dataset, alphabetical"):
         config_from_dict({"ave_class_order": "index"})
+
+
+def test_ave_sweep_and_best_report_accuracy(ave_config, tmp_path):
+    """`uwav sweep` + `uwav train --best` on the tiny AVE pipeline: objective = val accuracy, and the final
+    runs report mean ± std of test accuracy next to the F-scores."""
+    sweep = {
+        "name": "ave-tiny",
+        "base": str(ave_config),
+        "overrides": {"train": {"epochs": 2, "warmup_epochs": 1}},
+        "space": {"pseudo.offset_audio": {"type": "uniform", "low": -1.0, "high": 1.0},
+                  "loss.mixup_target": {"type": "choice", "values": ["ceil_literal", "round", "soft"]}},
+        "search": {"seed": 0, "n_startup_trials": 2},
+        "scheduler": {"grace_period": 1, "max_t": 2, "reduction_factor": 2},
+        "resources": {"cpu": 1},
+        "trials": {"num_samples": 3, "max_concurrent": 2},
+        "storage": {"path": str(tmp_path / "sweeps")},
+    }
+    path = tmp_path / "ave_sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    from uwav.sweep.spec import load_sweep
+
+    assert load_sweep(path).metric == "accuracy"  # the AVE default objective
+    result = CliRunner().invoke(main, ["sweep", str(path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "val accuracy" in result.output
+    result = CliRunner().invoke(main, ["train", "--best", str(path), "--seeds", "2"])
+    assert result.exit_code == 0, result.output
+    assert "Accuracy" in result.output
+    report = json.loads((tmp_path / "sweeps" / "ave-tiny" / "best" / "results.json").read_text())
+    test = report["results"][0]["test"]
+    assert 0.0 <= test["accuracy"]["mean"] <= 100.0 and test["accuracy"]["std"] >= 0.0
+    assert len(report["results"][0]["test_per_seed"]) == 2

@@ -333,7 +333,10 @@ def mean_std(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 def format_mean_std(stats: dict[str, dict[str, float]], title: str) -> str:
     cols = (("a", "Audio"), ("v", "Visual"), ("av", "AV"), ("type", "Type@AV"), ("event", "Event@AV"))
-    lines = [title, f"{'':<8}" + "".join(f"{h:>15}" for _, h in cols)]
+    lines = [title]
+    if "accuracy" in stats:  # AVE: segment accuracy first, the F-scores below
+        lines.append(f"{'Accuracy':<8}{stats['accuracy']['mean']:>7.2f} ± {stats['accuracy']['std']:.2f}")
+    lines.append(f"{'':<8}" + "".join(f"{h:>15}" for _, h in cols))
     for prefix, name in (("seg", "Segment"), ("ev", "Event")):
         cells = [f"{stats[f'{prefix}_{k}']['mean']:.2f} ± {stats[f'{prefix}_{k}']['std']:.2f}" for k, _ in cols]
         lines.append(f"{name:<8}" + "".join(f"{c:>15}" for c in cells))

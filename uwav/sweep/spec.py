@@ -329,14 +329,17 @@ def load_sweep(path: str | Path) -> SweepSpec:
     _check_combinations(where, base, space)
 
     # objective
-    from uwav.metrics import METRIC_NAMES
+    from uwav.metrics import AVE_METRIC_NAMES, METRIC_NAMES
+    from uwav.train import objective_name
 
+    # The dataset's own selection metric by default (LLP: seg_type, AVE: accuracy); any val score it has.
+    allowed = AVE_METRIC_NAMES if base.dataset == "ave" else METRIC_NAMES
     obj = _Section(where, "objective", raw.get("objective"), ("metric", "mode"))
-    metric = obj.get("metric", str, "seg_type")
+    metric = obj.get("metric", str, objective_name(base))
     metric = metric.removeprefix("val_")
-    if metric not in METRIC_NAMES:
-        raise UwavError(f"{where}: objective.metric must be one of {', '.join(METRIC_NAMES)} (val scores); "
-                        f"found {obj.raw.get('metric')!r}")
+    if metric not in allowed:
+        raise UwavError(f"{where}: objective.metric must be one of {', '.join(allowed)} (val scores of "
+                        f"{base.dataset}); found {obj.raw.get('metric')!r}")
     obj.get("mode", str, "max", choices=("max",))
 
     srch = _Section(where, "search", raw.get("search"),
