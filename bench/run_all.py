@@ -22,6 +22,8 @@ FULL = [
     ("bench_train.py", ["--train-videos", "640", "--val-videos", "649", "--batches", "6"]),
     ("bench_pretrain.py", ["--batches", "2"]),
     ("bench_sweep.py", []),
+    ("bench_precision.py", []),
+    ("bench_search.py", ["--seeds", "3"]),
     ("bench_method.py", ["--size", "medium", "--pretrain-epochs", "4", "--epochs", "6"]),
 ]
 QUICK = [
@@ -45,7 +47,8 @@ def main() -> None:
         print(f"--- {script}: exit {code}, {time.perf_counter() - t0:.0f}s", flush=True)
         if code:
             failed.append(script)
-    print(f"\nall benchmarks: {time.perf_counter() - start:.0f}s" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    verdict = f"; FAILED: {', '.join(failed)}" if failed else ""
+    print(f"\nall benchmarks: {time.perf_counter() - start:.0f}s{verdict}")
     sys.exit(1 if failed else 0)
 
 
