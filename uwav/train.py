@@ -154,7 +154,7 @@ class FitResult:
     model: HAN | None = None  # with the best epoch's weights when fit(keep_best=True)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model: HAN, split: SplitArrays, device: torch.device, batch_size: int = 512,
             precision: str = "fp32") -> dict[str, np.ndarray]:
     """Probabilities for a whole split: audio/visual [N, T, C] (sigmoid) and video [N, C] (MMIL, (0, 2))."""
