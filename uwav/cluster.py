@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from uwav.errors import UwavError
+from uwav.io import read_yaml
 
 REMOTE_SCHEMES = ("s3://", "gs://")
 PUBLIC_HOSTS = {"0.0.0.0", "::", "[::]", "*", "0"}
@@ -78,14 +77,7 @@ class ClusterSummary:
 
 def load_cluster_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise UwavError(f"{path}: cluster file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" line {mark.line + 1}:" if mark else ""
-        raise UwavError(f"{path}:{line} invalid YAML ({getattr(err, 'problem', err)})") from None
+    raw = read_yaml(path, "cluster file")
     if not isinstance(raw, dict):
         raise UwavError(f"{path}: a cluster file must be a mapping of Ray cluster keys, found "
                         f"{type(raw).__name__}")

@@ -274,16 +274,10 @@ def config_from_dict(raw: dict, where: str = "<config>") -> Config:
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    from uwav.io import read_yaml
+
     path = Path(path)
-    if not path.is_file():
-        raise UwavError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise UwavError(f"{path}:{line} invalid YAML ({getattr(err, 'problem', err)})") from None
-    raw = raw or {}
+    raw = read_yaml(path, "config file") or {}
     if overrides:
         raw = apply_overrides(raw, overrides, str(path))
     return config_from_dict(raw, str(path))

@@ -48,3 +48,20 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
+
+
+def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
+    """yaml.safe_load of a file; a missing file or invalid YAML is one UwavError naming the file and line."""
+    import yaml
+
+    from uwav.errors import UwavError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UwavError(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}:" if mark else ""
+        raise UwavError(f"{path}:{line} invalid YAML ({getattr(err, 'problem', err)})") from None

@@ -553,19 +553,22 @@ def _write_unav(root: Path, world: World, seed: int, ids: list[str], subsets: li
                 )
 
 
-def resolve_sizes(size: str, overrides: dict[str, int | None] | None = None) -> dict[str, int]:
-    if size not in SIZES:
-        raise UwavError(f"unknown size {size!r}; expected one of {', '.join(SIZES)}")
-    sizes = dict(SIZES[size])
+def resolve_sizes(size: str, overrides: dict[str, int | None] | None = None, table=None,
+                  required=LLP_SPLITS, dataset: str = "LLP") -> dict[str, int]:
+    """Videos per split for a named size (`table`, default SIZES) with per-split overrides applied."""
+    table = SIZES if table is None else table
+    if size not in table:
+        raise UwavError(f"unknown {dataset} size {size!r}; expected one of {', '.join(table)}")
+    sizes = dict(table[size])
     for key, value in (overrides or {}).items():
         if value is None:
             continue
         if key not in sizes:
             raise UwavError(f"unknown split {key!r} in size overrides; expected one of {', '.join(sizes)}")
         sizes[key] = int(value)
-    for split in LLP_SPLITS:
+    for split in required:
         if sizes[split] < 1:
-            raise UwavError(f"LLP {split} needs at least 1 video; found {sizes[split]}")
+            raise UwavError(f"{dataset} {split} needs at least 1 video; found {sizes[split]}")
     for key, value in sizes.items():
         if value < 0:
             raise UwavError(f"{key} video count {value}; expected >= 0")

@@ -138,22 +138,7 @@ def _write_features(root: Path, world: S.World, seed: int, concepts: np.ndarray,
 
 
 def resolve_sizes(size: str, overrides: dict[str, int | None] | None = None) -> dict[str, int]:
-    if size not in SIZES:
-        raise UwavError(f"unknown AVE size {size!r}; expected one of {', '.join(SIZES)}")
-    sizes = dict(SIZES[size])
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key not in sizes:
-            raise UwavError(f"unknown split {key!r} in size overrides; expected one of {', '.join(sizes)}")
-        sizes[key] = int(value)
-    for split in SPLITS:
-        if sizes[split] < 1:
-            raise UwavError(f"AVE {split} needs at least 1 clip; found {sizes[split]}")
-    for key, value in sizes.items():
-        if value < 0:
-            raise UwavError(f"{key} video count {value}; expected >= 0")
-    return sizes
+    return S.resolve_sizes(size, overrides, table=SIZES, required=SPLITS, dataset="AVE")
 
 
 def generate_ave(

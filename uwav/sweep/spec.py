@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from uwav.config import Config, field_kind, flat_dict, load_config, to_dict, with_overrides
 from uwav.errors import UwavError
+from uwav.io import read_yaml
 
 PARAM_TYPES = ("uniform", "loguniform", "int", "choice")
 TIME_ATTRS = ("epoch", "training_iteration")
@@ -296,14 +295,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file; nothing is started."""
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise UwavError(f"{path}: sweep file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise UwavError(f"{path}:{line} invalid YAML ({getattr(err, 'problem', err)})") from None
+    raw = read_yaml(path, "sweep file")
     top = _Section(where, "top level", raw, TOP_KEYS)
     raw = top.raw
     if "base" not in raw:
