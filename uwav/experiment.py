@@ -23,8 +23,7 @@ import torch
 from uwav import metrics
 from uwav.config import to_dict
 from uwav.data.dataset import ParserData
-from uwav.errors import UwavError
-from uwav.io import atomic_path, save_npz, write_json
+from uwav.io import atomic_path, load_checkpoint, save_npz, write_json
 from uwav.train import EpochReport, Trainer, evaluate_split, fit, objective_name, predict, resolve_device
 
 
@@ -37,15 +36,7 @@ def save_parser(path: Path, model, config, epoch: int, val: dict[str, float]) ->
 def load_parser(path: str | Path, device: torch.device | str = "cpu"):
     from uwav.models.han import HAN, HANConfig
 
-    path = Path(path)
-    if not path.is_file():
-        raise UwavError(f"{path}: parser checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:
-        raise UwavError(f"{path}: not a readable uwav checkpoint ({type(err).__name__})") from None
-    if not isinstance(ckpt, dict) or "han_config" not in ckpt or "model" not in ckpt:
-        raise UwavError(f"{path}: not a uwav parser checkpoint (keys han_config, model missing)")
+    ckpt = load_checkpoint(path, "parser", ("han_config", "model"), device=device)
     model = HAN(HANConfig(**ckpt["han_config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt

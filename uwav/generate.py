@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from uwav.errors import UwavError
-from uwav.io import save_npz
+from uwav.io import load_checkpoint, save_npz
 
 SPLITS = ("train", "val", "test")
 
@@ -32,15 +32,8 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu"):
     """Rebuild the generator from a checkpoint written by `uwav pretrain` (weights_only loading)."""
     from uwav.models.generator import Generator, GeneratorConfig
 
-    path = Path(path)
-    if not path.is_file():
-        raise UwavError(f"{path}: generator checkpoint not found; run `uwav pretrain CONFIG` first")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # a corrupt or foreign file: one line, no traceback
-        raise UwavError(f"{path}: not a readable uwav checkpoint ({type(err).__name__})") from None
-    if not isinstance(ckpt, dict) or "generator_config" not in ckpt or "model" not in ckpt:
-        raise UwavError(f"{path}: not a uwav generator checkpoint (keys generator_config, model missing)")
+    ckpt = load_checkpoint(path, "generator", ("generator_config", "model"),
+                           hint="; run `uwav pretrain CONFIG` first", device=device)
     model = Generator(GeneratorConfig(**ckpt["generator_config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()

@@ -65,3 +65,22 @@ def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
         mark = getattr(err, "problem_mark", None)
         line = f" line {mark.line + 1}:" if mark else ""
         raise UwavError(f"{path}:{line} invalid YAML ({getattr(err, 'problem', err)})") from None
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str, keys: tuple[str, ...], hint: str = "",
+                    device: Any = "cpu") -> dict:
+    """torch.load(weights_only=True) of a uwav checkpoint holding `keys`; anything else is one UwavError."""
+    import torch
+
+    from uwav.errors import UwavError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UwavError(f"{path}: {kind} checkpoint not found{hint}")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # a corrupt or foreign file: one line, no traceback
+        raise UwavError(f"{path}: not a readable uwav checkpoint ({type(err).__name__})") from None
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in keys):
+        raise UwavError(f"{path}: not a uwav {kind} checkpoint (keys {', '.join(keys)} missing)")
+    return ckpt

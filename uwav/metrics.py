@@ -24,6 +24,19 @@ _TABLE_BITS = 10
 _event_table: np.ndarray | None = None  # uint8 [2^bits, 2^bits, 3] of (TP, FP, FN), built lazily
 
 
+def _probabilities(audio_prob, visual_prob, video_prob) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As arrays, checked: audio and visual [N, T, C] of equal shape, video [N, C]."""
+    audio_prob, visual_prob, video_prob = (np.asarray(x) for x in (audio_prob, visual_prob, video_prob))
+    if audio_prob.ndim != 3 or audio_prob.shape != visual_prob.shape:
+        raise UwavError(
+            f"audio {audio_prob.shape} and visual {visual_prob.shape} probabilities: expected equal [N, T, C]"
+        )
+    n, _, c = audio_prob.shape
+    if video_prob.shape != (n, c):
+        raise UwavError(f"video probabilities have shape {video_prob.shape}; expected {(n, c)}")
+    return audio_prob, visual_prob, video_prob
+
+
 def binarize(
     audio_prob: np.ndarray, visual_prob: np.ndarray, video_prob: np.ndarray, tie_rule: str = "ge"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -33,14 +46,7 @@ def binarize(
     """
     if tie_rule not in ("ge", "gt"):
         raise UwavError(f"tie_rule {tie_rule!r} is not supported; expected 'ge' or 'gt'")
-    audio_prob, visual_prob, video_prob = (np.asarray(x) for x in (audio_prob, visual_prob, video_prob))
-    if audio_prob.ndim != 3 or audio_prob.shape != visual_prob.shape:
-        raise UwavError(
-            f"audio {audio_prob.shape} and visual {visual_prob.shape} probabilities: expected equal [N, T, C]"
-        )
-    n, _, c = audio_prob.shape
-    if video_prob.shape != (n, c):
-        raise UwavError(f"video probabilities have shape {video_prob.shape}; expected {(n, c)}")
+    audio_prob, visual_prob, video_prob = _probabilities(audio_prob, visual_prob, video_prob)
     above = np.greater_equal if tie_rule == "ge" else np.greater
     gate = above(video_prob, 0.5)[:, None, :]
     return above(audio_prob, 0.5) & gate, above(visual_prob, 0.5) & gate
@@ -244,14 +250,8 @@ def ave_segment_labels(
     of its video-level probability [N, C] (one event per AVE clip, first index on ties); a segment gets
     that class when its audio AND visual probabilities [N, T, C] for it are >= `threshold`, else background.
     """
-    audio_prob, visual_prob, video_prob = (np.asarray(x) for x in (audio_prob, visual_prob, video_prob))
-    if audio_prob.ndim != 3 or audio_prob.shape != visual_prob.shape:
-        raise UwavError(
-            f"audio {audio_prob.shape} and visual {visual_prob.shape} probabilities: expected equal [N, T, C]"
-        )
+    audio_prob, visual_prob, video_prob = _probabilities(audio_prob, visual_prob, video_prob)
     n, _, c = audio_prob.shape
-    if video_prob.shape != (n, c):
-        raise UwavError(f"video probabilities have shape {video_prob.shape}; expected {(n, c)}")
     cls = np.argmax(video_prob, axis=1) if n else np.zeros(0, dtype=np.int64)
     pick = cls[:, None, None]
     p_a = np.take_along_axis(audio_prob, pick, axis=2)[:, :, 0]
