@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from uwav.cli import main
@@ -94,3 +95,15 @@ def test_cli_reports_config_error_in_one_line_with_exit_code_2(tmp_path):
     assert "loss.reweight_scale must be one of code, paper" in result.output
     result = CliRunner().invoke(main, ["train", str(path), "--set", "novalue"])
     assert result.exit_code == 2 and "expected KEY=VALUE" in result.output
+
+
+def test_config_command_lists_keys_and_resolves_files(tmp_path):
+    result = CliRunner().invoke(main, ["config"])
+    assert result.exit_code == 0 and "pseudo.temperature = 2.0" in result.output and "paper 1" in result.output
+    path = _write(tmp_path, "loss: {W: 0.25}")
+    result = CliRunner().invoke(main, ["config", str(path), "--set", "train.epochs=12"])
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.output)
+    assert resolved["loss"]["W"] == 0.25 and resolved["train"]["epochs"] == 12 and resolved["parser"]["layers"] == 5
+    result = CliRunner().invoke(main, ["config", str(path), "--set", "train.epochs=0"])
+    assert result.exit_code == 2 and "train.epochs must be >= 1" in result.output

@@ -436,3 +436,25 @@ def cluster_validate(cluster_file) -> None:
     from uwav.cluster import validate_cluster
 
     click.echo(validate_cluster(cluster_file).describe())
+
+
+# ---- config (uwav.config) ---------------------------------------------------------------------------
+
+
+@main.command("config")
+@click.argument("config_file", type=str, required=False)
+@_SET
+@user_errors
+def config_cmd(config_file, sets) -> None:
+    """Without CONFIG: every config key with its default and what it means (paper vs code values).
+
+    With CONFIG: validate it and print the full resolved config as YAML (with any --set applied).
+    """
+    from uwav.config import describe, dump_yaml, load_config
+
+    if config_file is None:
+        if sets:
+            raise UwavError("--set needs a CONFIG file to apply to")
+        click.echo(describe())
+        return
+    click.echo(dump_yaml(load_config(config_file, _overrides(sets))), nl=False)
