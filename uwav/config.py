@@ -190,9 +190,9 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _check_value(where: str, key: str, value: Any, f: dataclasses.Field, tp) -> Any:
-    """Coerce and validate one scalar; `where` is the file for the message."""
-    meta = f.metadata
+def check_scalar(where: str, key: str, value: Any, tp: type, lo: float | None = None, lo_open: bool = False,
+                 hi: float | None = None, choices: tuple | None = None) -> Any:
+    """Coerce and validate one scalar of a YAML file (configs, sweep files); `where` names the file."""
     if tp is bool:
         if not isinstance(value, bool):
             raise UwavError(f"{where}: {key} must be true or false, found {value!r}")
@@ -216,16 +216,20 @@ def _check_value(where: str, key: str, value: Any, f: dataclasses.Field, tp) -> 
             value = ""
         if not isinstance(value, str):
             raise UwavError(f"{where}: {key} must be a string, found {value!r}")
-    if meta.get("choices") and value not in meta["choices"]:
-        allowed = ", ".join(map(str, meta["choices"]))
-        raise UwavError(f"{where}: {key} must be one of {allowed}; found {value!r}")
-    lo, hi = meta.get("lo"), meta.get("hi")
-    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
-        op = ">" if meta.get("lo_open") else ">="
-        raise UwavError(f"{where}: {key} must be {op} {lo}; found {value!r}")
+    if choices and value not in choices:
+        raise UwavError(f"{where}: {key} must be one of {', '.join(map(str, choices))}; found {value!r}")
+    if lo is not None and (value < lo or (lo_open and value == lo)):
+        raise UwavError(f"{where}: {key} must be {'>' if lo_open else '>='} {lo}; found {value!r}")
     if hi is not None and value > hi:
         raise UwavError(f"{where}: {key} must be <= {hi}; found {value!r}")
     return value
+
+
+def _check_value(where: str, key: str, value: Any, f: dataclasses.Field, tp) -> Any:
+    """One config field: its type plus the choices and range in the field's metadata."""
+    meta = f.metadata
+    return check_scalar(where, key, value, tp, lo=meta.get("lo"), lo_open=bool(meta.get("lo_open")),
+                        hi=meta.get("hi"), choices=meta.get("choices"))
 
 
 def _build(cls, raw: Any, where: str, prefix: str):

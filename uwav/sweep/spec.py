@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from uwav.config import Config, field_kind, flat_dict, load_config, to_dict, with_overrides
+from uwav.config import Config, check_scalar, field_kind, flat_dict, load_config, to_dict, with_overrides
 from uwav.errors import UwavError
 from uwav.io import read_yaml
 
@@ -149,29 +149,6 @@ class _Section:
             hi: float | None = None, choices: tuple | None = None) -> Any:
         value = self.raw.get(k, default)
         return check_scalar(self.where, self.key(k), value, tp, lo=lo, lo_open=lo_open, hi=hi, choices=choices)
-
-
-def check_scalar(where: str, key: str, value: Any, tp: type, lo: float | None = None, lo_open: bool = False,
-                 hi: float | None = None, choices: tuple | None = None) -> Any:
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise UwavError(f"{where}: {key} must be true or false, found {value!r}")
-    elif tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UwavError(f"{where}: {key} must be an integer, found {value!r}")
-    elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise UwavError(f"{where}: {key} must be a number, found {value!r}")
-        value = float(value)
-    elif tp is str and not isinstance(value, str):
-        raise UwavError(f"{where}: {key} must be a string, found {value!r}")
-    if choices is not None and value not in choices:
-        raise UwavError(f"{where}: {key} must be one of {', '.join(map(str, choices))}; found {value!r}")
-    if lo is not None and (value < lo or (lo_open and value == lo)):
-        raise UwavError(f"{where}: {key} must be {'>' if lo_open else '>='} {lo}; found {value!r}")
-    if hi is not None and value > hi:
-        raise UwavError(f"{where}: {key} must be <= {hi}; found {value!r}")
-    return value
 
 
 def _flatten(where: str, name: str, raw: Any, prefix: str = "") -> dict[str, Any]:
