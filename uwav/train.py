@@ -189,8 +189,9 @@ def evaluate_split(model: HAN, split: SplitArrays, device: torch.device, config)
 class Trainer:
     """State of one parser training run; `fit` drives it. Exposed to `on_epoch` for checkpoints."""
 
-    def __init__(self, config, data: ParserData, device: torch.device):
+    def __init__(self, config, data: ParserData, device: torch.device, keep_best: bool = True):
         self.config, self.data, self.device = config, data, device
+        self.keep_best = keep_best  # hold a copy of the best epoch's weights (final runs; sweeps skip it)
         seed_everything(config.seed)
         self.model = build_parser(config, data).to(device)
         t = config.train
@@ -291,8 +292,6 @@ class Trainer:
         self.history.append(report)
         return report
 
-    keep_best = True
-
     # -- resumable state ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Everything needed to continue bit-identically: weights, optimiser, RNGs, best-so-far.
@@ -336,8 +335,7 @@ def fit(config, data: ParserData, on_epoch: Callable[[EpochReport, Trainer], Non
     in memory and return them in `FitResult.model` (the CLI's final runs); sweeps skip it.
     """
     device = resolve_device(config.train.device)
-    trainer = Trainer(config, data, device)
-    trainer.keep_best = keep_best
+    trainer = Trainer(config, data, device, keep_best=keep_best)
     if resume_state is not None:
         trainer.load_state_dict(resume_state)
     bar = None
