@@ -16,18 +16,12 @@ for _name in ("av", "open_clip"):
     if importlib.util.find_spec(_name) is None:
         pytest.skip(f"{_name} not installed (extract extra)", allow_module_level=True)
 import torch  # noqa: E402
+from conftest import SHARED  # noqa: E402
 
 from uwav.errors import UwavError  # noqa: E402
 from uwav.extract import video as V  # noqa: E402
 
-SAMPLE = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "llp"
-    / "sample_video"
-    / "BjCEufrlXm4.mp4"
-)
+SAMPLE = SHARED / "llp" / "sample_video" / "BjCEufrlXm4.mp4"
 TINY_CLIP = {
     "embed_dim": 768,
     "vision_cfg": {"image_size": 224, "layers": 1, "width": 64, "head_width": 32, "patch_size": 32},

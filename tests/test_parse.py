@@ -11,20 +11,14 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import SHARED
 
 from uwav.classes import LLP_CLASSES
 from uwav.cli import main
 from uwav.models.han import HAN, HANConfig
 from uwav.parse import events_from_probs, load_uwav_parser, parse_features, plot_timeline
 
-SAMPLE = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "llp"
-    / "sample_video"
-    / "BjCEufrlXm4.mp4"
-)
+SAMPLE = SHARED / "llp" / "sample_video" / "BjCEufrlXm4.mp4"
 TINY_HAN = dict(audio_dim=512, visual_dim=768, d_model=32, layers=1, heads=2, ff=64, dropout=0.0)
 
 

@@ -142,6 +142,8 @@ def ray_prepared(where: str, raw: dict) -> dict:
         key = _dotted(err.absolute_path) or "top level"
         message = err.message if len(err.message) <= 200 else err.message[:200] + "..."
         raise UwavError(f"{where}: {key}: {message} (Ray's cluster schema)") from None
+    # Ray's own checks raise these for a bad file; NotImplementedError is its answer to an unknown
+    # `provider.type` (ray/autoscaler/_private/providers.py), not a stub here.
     except (ValueError, RuntimeError, KeyError, NotImplementedError, AssertionError) as err:
         raise UwavError(f"{where}: rejected by Ray's cluster config check: {err}") from None
     return config

@@ -84,3 +84,16 @@ def load_checkpoint(path: str | os.PathLike, kind: str, keys: tuple[str, ...], h
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in keys):
         raise UwavError(f"{path}: not a uwav {kind} checkpoint (keys {', '.join(keys)} missing)")
     return ckpt
+
+
+def read_text_file(path: str | os.PathLike, expected: str = "") -> str:
+    """UTF-8 text of a file; missing or unreadable is one UwavError naming the file (and what it should hold)."""
+    from uwav.errors import UwavError
+
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UwavError(f"{path}: file not found{'; expected ' + expected if expected else ''}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UwavError(f"{path}: cannot read ({err})") from None

@@ -31,6 +31,7 @@ import numpy as np
 
 from uwav.classes import AVE_CLASSES, AVE_CLASSES_ALPHABETICAL
 from uwav.errors import UwavError
+from uwav.io import read_text_file
 
 SEGMENTS = 10
 HEADER = "Category&VideoID&Quality&StartTime&EndTime"
@@ -82,13 +83,7 @@ def _time(value: str, name: str, where: str) -> int:
 def read_ave_file(path: str | os.PathLike) -> list[AveRow]:
     """Every row of an AVE annotation or split file, validated; a leading header line is skipped."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UwavError(f"{path}: file not found; expected AVE lines {HEADER}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UwavError(f"{path}: cannot read ({err})") from None
-    lines = text.splitlines()
+    lines = read_text_file(path, f"AVE lines {HEADER}").splitlines()
     rows: list[AveRow] = []
     for lineno, line in enumerate(lines, start=1):
         if lineno == 1 and line.strip() == HEADER:

@@ -18,6 +18,7 @@ import numpy as np
 
 from uwav.classes import LLP_CLASSES
 from uwav.errors import UwavError
+from uwav.io import read_text_file
 
 SEGMENTS = 10
 
@@ -60,13 +61,7 @@ def video_id(name: str) -> str:
 def _read_table(path: str | os.PathLike, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
     """Rows of a tab-separated file as (line number, {column: value}); the header is line 1."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UwavError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UwavError(f"{path}: cannot read ({err})") from None
-    lines = text.splitlines()
+    lines = read_text_file(path).splitlines()
     if not lines:
         raise UwavError(f"{path}: empty file; expected a header line with columns {', '.join(required)}")
     header = [h.strip() for h in lines[0].split("\t")]
