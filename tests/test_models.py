@@ -173,22 +173,108 @@ def test_han_sequential_update_with_shared_layers():
         for layer in han.layers:
             a = layer(a, v)
             v = layer(v, a)  # visual reads the updated audio, same layer weights
-    torch.testing.assert_close(out.feats_a, a, rtol=0, atol=0)
-    torch.testing.assert_close(out.feats_v, v, rtol=0, atol=0)
+    # forward_pair batches the two streams' self-attention: same function, summation order may differ.
+    torch.testing.assert_close(out.feats_a, a)
+    torch.testing.assert_close(out.feats_v, v)
 
 
-def test_han_layer_formula():
+def test_han_layer_formula_against_torch_multihead_attention():
     torch.manual_seed(0)
     layer = HAN(SMALL_HAN).eval().layers[0]
+    # The reference attention: torch's own module, loaded with the layer's weights (same names).
+    ref = {}
+    for name in ("cross_attn", "self_attn"):
+        ref[name] = torch.nn.MultiheadAttention(16, 4, batch_first=True).eval()
+        ref[name].load_state_dict(getattr(layer, name).state_dict())
     g = torch.Generator().manual_seed(3)
     q, k = torch.randn(2, 4, 16, generator=g), torch.randn(2, 4, 16, generator=g)
     with torch.no_grad():
-        cross = layer.cross_attn(q, k, k)[0]
-        own = layer.self_attn(q, q, q)[0]
+        cross = ref["cross_attn"](q, k, k, need_weights=False)[0]
+        own = ref["self_attn"](q, q, q, need_weights=False)[0]
         z = F.layer_norm(q + cross + own, (16,), layer.norm1.weight, layer.norm1.bias)
         ffn = layer.linear2(torch.relu(layer.linear1(z)))
         expected = F.layer_norm(z + ffn, (16,), layer.norm2.weight, layer.norm2.bias)
         torch.testing.assert_close(layer(q, k), expected)
+
+
+def test_attention_matches_torch_module_and_initialisation():
+    from uwav.models.attention import Attention
+
+    torch.manual_seed(5)
+    ref = torch.nn.MultiheadAttention(32, 4, dropout=0.1, batch_first=True)
+    torch.manual_seed(5)
+    att = Attention(32, 4, dropout=0.1)
+    # Same names, order and seeded initial values: checkpoints and seeded runs carry over.
+    assert [n for n, _ in att.named_parameters()] == [n for n, _ in ref.named_parameters()]
+    for (_, p), (_, r) in zip(att.named_parameters(), ref.named_parameters(), strict=True):
+        assert torch.equal(p, r)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(3, 10, 32, generator=g), torch.randn(3, 7, 32, generator=g)
+    att.eval(), ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(att(q), ref(q, q, q, need_weights=False)[0])
+        torch.testing.assert_close(att(q, k), ref(q, k, k, need_weights=False)[0])
+
+
+def test_attention_training_path_value_and_gradients():
+    """The explicit bmm path (training with dropout) against a direct formula with the same mask."""
+    from uwav.models.attention import Attention
+
+    torch.manual_seed(0)
+    att = Attention(32, 4, dropout=0.2).train()
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(3, 10, 32, generator=g, requires_grad=True)
+    k = torch.randn(3, 6, 32, generator=g, requires_grad=True)
+    torch.manual_seed(9)
+    out = att(q, k)
+    torch.manual_seed(9)  # the attention-weight dropout is the only draw: replay it as a mask
+    mask = att.drop(torch.ones(3 * 4, 10, 6))
+    assert (mask == 0).any() and (mask > 1).any()
+
+    w = att.in_proj_weight
+    bias = att.in_proj_bias
+    qp, kp, vp = F.linear(q, w[:32], bias[:32]), F.linear(k, w[32:64], bias[32:64]), F.linear(k, w[64:], bias[64:])
+
+    def heads(x):
+        return x.view(3, -1, 4, 8).transpose(1, 2).reshape(12, -1, 8)
+
+    weights = torch.softmax(heads(qp) @ heads(kp).transpose(1, 2) / 8 ** 0.5, dim=-1) * mask
+    expected = att.out_proj((weights @ heads(vp)).view(3, 4, 10, 8).transpose(1, 2).reshape(3, 10, 32))
+    torch.testing.assert_close(out, expected)
+    upstream = torch.randn(out.shape, generator=g)
+    grads = torch.autograd.grad(out, (q, k, w, att.out_proj.weight), upstream)
+    grads_ref = torch.autograd.grad(expected, (q, k, w, att.out_proj.weight), upstream)
+    for got, want in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_short_row_softmax_gradcheck():
+    from uwav.models.attention import ShortRowSoftmax
+
+    x = torch.randn(4, 3, 10, dtype=torch.float64, requires_grad=True) * 30  # large scores: max shift needed
+    torch.testing.assert_close(ShortRowSoftmax.apply(x), torch.softmax(x, dim=-1))
+    assert torch.autograd.gradcheck(ShortRowSoftmax.apply, (x.detach().requires_grad_(),))
+
+
+def test_han_training_gradients_match_unbatched_streams():
+    """forward_pair (both streams' self-attention in one batch) trains exactly like L(a, v) then L(v, a')."""
+    torch.manual_seed(0)
+    han = HAN(HANConfig(audio_dim=6, visual_dim=10, d_model=16, layers=2, heads=4, ff=32, num_classes=5,
+                        dropout=0.0)).train()
+    audio, visual = han_inputs(b=3)
+
+    def loss_of(out):
+        return out.video_prob.sum() + out.seg_logits_a.square().mean() + out.seg_logits_v.abs().mean()
+
+    got = torch.autograd.grad(loss_of(han(audio, visual)), list(han.parameters()))
+    pair = [layer.forward_pair for layer in han.layers]
+    for layer in han.layers:
+        layer.forward_pair = lambda a, v, layer=layer: (lambda a2: (a2, layer(v, a2)))(layer(a, v))
+    want = torch.autograd.grad(loss_of(han(audio, visual)), list(han.parameters()))
+    for layer, fp in zip(han.layers, pair, strict=True):
+        layer.forward_pair = fp
+    for (name, _), g1, g2 in zip(han.named_parameters(), got, want, strict=True):
+        torch.testing.assert_close(g1, g2, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_han_is_deterministic_under_seed():

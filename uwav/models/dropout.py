@@ -5,12 +5,14 @@ quarter of a bf16 training step on a 2-core CPU. Here each 64-bit draw of torch'
 uniforms: three 16-bit ones and, because `random_()` on int64 leaves the sign bit clear, one 15-bit one.
 Each is compared with a threshold for the same probability p_eff = round(p · 2^15) / 2^15 (0.1 ->
 0.100006), and kept values are scaled by 1 / (1 − p_eff) so the layer stays unbiased. Draws come from
-torch's global generator, so a seeded run is reproducible, exactly like nn.Dropout.
+torch's global generator, so a seeded run is reproducible, exactly like nn.Dropout. Off the CPU it is
+plain `F.dropout`, whose fused kernel is the faster one there.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 _LEVELS15 = 1 << 15
@@ -33,6 +35,8 @@ class FastDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.t15 == 0:
             return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, training=True)  # one fused kernel on accelerators, exact p
         n = x.numel()
         bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_()
         keep = bits.view(torch.int16).view(-1, 4) >= self.lane_threshold.to(x.device)
