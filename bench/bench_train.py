@@ -10,13 +10,14 @@ A fixed number of training batches is timed and extrapolated to a 10,000-video L
 such); validation is timed in full on 649 videos. Prints achieved GFLOP/s next to the machine's matmul
 ceiling measured at the parser's shapes.
 
-    python bench/bench_train.py [--train-videos 640] [--batches 8] [--threads 2] [--small]
+    python bench/bench_train.py [--train-videos 640] [--batches 4] [--rounds 3] [--threads 2] [--small]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from uwav import losses  # noqa: E402
+from uwav.allocator import keep_freed_memory  # noqa: E402
 from uwav.config import config_from_dict  # noqa: E402
 from uwav.data.dataset import ParserData, SplitArrays  # noqa: E402
 from uwav.data.features import parser_inputs  # noqa: E402
@@ -139,8 +141,14 @@ def baseline_step(model, optimizer, batch, w, alpha, gen) -> None:
     optimizer.step()
 
 
-def time_baseline(root: Path, model, ids, weak, theta, batches: int, batch_size: int, workers: int) -> float:
-    """Seconds per training batch of the per-item Dataset + DataLoader baseline (after one warm-up batch)."""
+def minor_faults() -> int:
+    """Minor page faults of this process so far (pages the kernel had to map on first touch)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def time_baseline(root: Path, model, ids, weak, theta, batches: int, batch_size: int, workers: int
+                  ) -> tuple[float, float]:
+    """(seconds, page faults) per training batch of the per-item Dataset + DataLoader baseline."""
     ds = PerVideoDataset(root, ids, weak, theta, tau=2.0)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
                                          persistent_workers=False, drop_last=True)
@@ -150,10 +158,10 @@ def time_baseline(root: Path, model, ids, weak, theta, batches: int, batch_size:
     model.train()
     it = iter(loader)
     baseline_step(model, optimizer, next(it), w, 1.7, gen)  # warm-up (workers start, allocator warms)
-    t0 = time.perf_counter()
+    f0, t0 = minor_faults(), time.perf_counter()
     for _ in range(batches):
         baseline_step(model, optimizer, next(it), w, 1.7, gen)
-    return (time.perf_counter() - t0) / batches
+    return (time.perf_counter() - t0) / batches, (minor_faults() - f0) / batches
 
 
 @torch.no_grad()
@@ -176,15 +184,16 @@ def baseline_validation(root: Path, model, val_ids, gt_a, gt_v) -> float:
     return time.perf_counter() - t0
 
 
-def time_ours(trainer: Trainer, batches: int, batch_size: int) -> float:
+def time_ours(trainer: Trainer, batches: int, batch_size: int) -> tuple[float, float]:
+    """(seconds, page faults) per training batch of uwav's Trainer.step (after one warm-up batch)."""
     order = torch.randperm(trainer.audio.shape[0], generator=torch.Generator().manual_seed(0))
     trainer.model.train()
     trainer.step(order[:batch_size])  # warm-up
-    t0 = time.perf_counter()
+    f0, t0 = minor_faults(), time.perf_counter()
     for b in range(batches):
         lo = (b * batch_size) % (order.numel() - batch_size)
         trainer.step(order[lo:lo + batch_size])
-    return (time.perf_counter() - t0) / batches
+    return (time.perf_counter() - t0) / batches, (minor_faults() - f0) / batches
 
 
 def step_flops(trainer: Trainer, batch_size: int) -> float:
@@ -211,7 +220,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-videos", type=int, default=640)
     ap.add_argument("--val-videos", type=int, default=649)
-    ap.add_argument("--batches", type=int, default=8, help="timed training batches per variant")
+    ap.add_argument("--batches", type=int, default=4, help="timed training batches per variant and round")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of all variants; medians count")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="baseline DataLoader workers")
@@ -246,42 +256,62 @@ def main() -> None:
     base = {"paths": {"annotations": "-", "features": "-"}, "parser": parser_cfg,
             "train": {"device": "cpu", "batch_size": args.batch_size}}
 
-    results = {}
-    for precision in ("fp32", "bf16"):
-        config = config_from_dict({**base, "train": {**base["train"], "precision": precision}})
-        trainer = Trainer(config, data, torch.device("cpu"))
-        results[precision] = time_ours(trainer, args.batches, args.batch_size)
-        if precision == "fp32":
-            flops = step_flops(trainer, args.batch_size)
-            evaluate_split(trainer.model, val, torch.device("cpu"), config)  # builds the event table once
-            t0 = time.perf_counter()
-            evaluate_split(trainer.model, val, torch.device("cpu"), config)
-            results["val_ours"] = time.perf_counter() - t0
+    # Both variants run on the same malloc settings: uwav's Trainer tunes glibc malloc for the whole process
+    # (uwav/allocator.py), so the bench applies it first and the ratios below exclude that gain. Run with
+    # UWAV_MALLOC_TUNING=0 to compare both on glibc's defaults (faults/batch shows the difference).
+    tuned = keep_freed_memory()
     config = config_from_dict(base)
     torch.manual_seed(0)
     model = plain_han(build_parser(config, data))
     theta_ab = {"a": theta["audio"], "v": theta["visual"]}
-    results["baseline"] = time_baseline(llp, model, list(ann["train"].ids), ann["train"].weak, theta_ab,
-                                        args.batches, args.batch_size, args.workers)
+    trainers = {p: Trainer(config_from_dict({**base, "train": {**base["train"], "precision": p}}), data,
+                           torch.device("cpu")) for p in ("fp32", "bf16")}
+    flops = step_flops(trainers["fp32"], args.batch_size)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:  # also builds the metrics' event table once
+        evaluate_split(trainers["fp32"].model, val, torch.device("cpu"), trainers["fp32"].config)
+    val_flops = float(counter.get_total_flops())
+    # Rounds A B C A B C ...: this shared machine's speed drifts by 10-20 % over minutes, so each variant
+    # is timed in every round and the median round counts.
+    timed: dict[str, list[tuple[float, float]]] = {"baseline": [], "fp32": [], "bf16": []}
+    val_ours: dict[str, list[float]] = {}
+    for _ in range(args.rounds):
+        timed["baseline"].append(time_baseline(llp, model, list(ann["train"].ids), ann["train"].weak, theta_ab,
+                                               args.batches, args.batch_size, args.workers))
+        for p, trainer in trainers.items():
+            timed[p].append(time_ours(trainer, args.batches, args.batch_size))
+        for p, trainer in trainers.items():
+            t0 = time.perf_counter()
+            evaluate_split(trainer.model, val, torch.device("cpu"), trainer.config)
+            val_ours.setdefault(p, []).append(time.perf_counter() - t0)
+    results = {k: float(np.median([sec for sec, _ in v])) for k, v in timed.items()}
+    faults = {k: float(np.median([f for _, f in v])) for k, v in timed.items()}
+    results["val_ours"], results["val_bf16"] = (float(np.median(val_ours[p])) for p in ("fp32", "bf16"))
     results["val_baseline"] = baseline_validation(llp, model, list(ann["val"].ids), val.gt_audio, val.gt_visual)
 
     per_epoch = LLP_TRAIN_VIDEOS / args.batch_size
     ceiling32, ceiling16 = matmul_ceiling(torch.float32), matmul_ceiling(torch.bfloat16)
     print(f"\nparser {'small' if args.small else 'paper size'} {parser_cfg}, batch {args.batch_size}, "
           f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs")
-    print(f"timed {args.batches} batches per variant; epoch = {LLP_TRAIN_VIDEOS} videos "
-          f"({per_epoch:.0f} batches), EXTRAPOLATED from the timed batches")
-    print(f"{'variant':<34}{'s/batch':>9}{'s/epoch':>10}{'seg/s':>9}{'GFLOP/s':>9}{'vs baseline':>13}")
+    print(f"timed {args.batches} batches per variant in each of {args.rounds} alternating rounds (median round); "
+          f"epoch = {LLP_TRAIN_VIDEOS} videos ({per_epoch:.0f} batches), EXTRAPOLATED from the timed batches; "
+          f"malloc tuning {'on for both variants' if tuned else 'off (glibc defaults)'}")
+    print(f"{'variant':<34}{'s/batch':>9}{'s/epoch':>10}{'seg/s':>9}{'GFLOP/s':>9}{'faults/batch':>14}"
+          f"{'vs baseline':>13}")
     for name, key in (("baseline (Dataset+DataLoader)", "baseline"), ("uwav fit, fp32", "fp32"),
                       ("uwav fit, bf16 autocast", "bf16")):
         sec = results[key]
         print(f"{name:<34}{sec:9.3f}{sec * per_epoch:10.1f}{args.batch_size * 10 / sec:9.0f}"
-              f"{flops / sec / 1e9:9.1f}{results['baseline'] / sec:12.2f}x")
+              f"{flops / sec / 1e9:9.1f}{faults[key]:14.0f}{results['baseline'] / sec:12.2f}x")
     print(f"matmul ceiling at [640x512]@[512x2048]: fp32 {ceiling32:.0f} GFLOP/s, bf16 {ceiling16:.0f} GFLOP/s; "
           f"one training step = {flops / 1e9:.1f} GFLOP")
     print(f"validation pass ({len(val)} videos, inference + metrics): baseline batch-1 "
-          f"{results['val_baseline']:.2f}s, uwav {results['val_ours']:.2f}s -> "
-          f"{results['val_baseline'] / results['val_ours']:.1f}x")
+          f"{results['val_baseline']:.2f}s, uwav {results['val_ours']:.2f}s (median round) -> "
+          f"{results['val_baseline'] / results['val_ours']:.1f}x; bf16 autocast {results['val_bf16']:.2f}s")
+    print(f"validation pass = {val_flops / 1e9:.0f} GFLOP: at the measured fp32 ceiling that is "
+          f"{val_flops / ceiling32 / 1e9:.2f}s of matrix products alone; uwav's fp32 pass runs at "
+          f"{val_flops / results['val_ours'] / 1e9:.0f} GFLOP/s")
     epoch = {k: results[k] * per_epoch + results[f"val_{v}"] for k, v in (("baseline", "baseline"), ("fp32", "ours"))}
     print(f"fp32 epoch incl. its validation pass (EXTRAPOLATED training + measured validation): baseline "
           f"{epoch['baseline']:.1f}s, uwav {epoch['fp32']:.1f}s -> {epoch['baseline'] / epoch['fp32']:.2f}x")

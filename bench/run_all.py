@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 FULL = [
     ("bench_eval.py", []),
     ("bench_pseudo.py", []),
-    ("bench_train.py", ["--train-videos", "640", "--val-videos", "649", "--batches", "6"]),
+    ("bench_train.py", ["--train-videos", "640", "--val-videos", "649", "--batches", "4", "--rounds", "3"]),
     ("bench_pretrain.py", ["--batches", "2"]),
     ("bench_sweep.py", []),
     ("bench_precision.py", []),

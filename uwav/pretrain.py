@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from uwav import losses, metrics
+from uwav.allocator import keep_freed_memory
 from uwav.errors import UwavError
 from uwav.io import atomic_path
 from uwav.train import epoch_lr, resolve_device, seed_everything
@@ -132,6 +133,8 @@ def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainR
     data = data or load_unav_data(config)
     p = config.pretrain
     device = resolve_device(config.train.device)
+    if device.type == "cpu":
+        keep_freed_memory()
     seed_everything(config.seed)
     gen_config = generator_config(config)
     model = Generator(gen_config).to(device)

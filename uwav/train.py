@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from uwav import losses, metrics
+from uwav.allocator import keep_freed_memory
 from uwav.data.dataset import ParserData, SplitArrays
 from uwav.errors import UwavError
 from uwav.models.han import HAN, HANConfig
@@ -192,6 +193,8 @@ class Trainer:
     def __init__(self, config, data: ParserData, device: torch.device, keep_best: bool = True):
         self.config, self.data, self.device = config, data, device
         self.keep_best = keep_best  # hold a copy of the best epoch's weights (final runs; sweeps skip it)
+        if device.type == "cpu":
+            keep_freed_memory()
         seed_everything(config.seed)
         self.model = build_parser(config, data).to(device)
         t = config.train
