@@ -120,7 +120,11 @@ def _new_tuner(spec: SweepSpec, trainable, callback, verbose: int):
     run_config = tune.RunConfig(
         name=spec.name, storage_path=str(spec.storage_path), callbacks=[callback],
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=verbose)
+        # Two, not one: registering checkpoint N deletes the oldest kept one before Tune's state snapshot
+        # is rewritten, so a driver killed in that window resumes from a snapshot naming checkpoint N-1.
+        # With one kept, that checkpoint is gone and the trial fails on restore (seen in
+        # test_resume_after_the_driver_is_killed, about 1 run in 5).
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=verbose)
     # reuse_actors: a finished trial's worker process runs the next trial, so Python, torch and the
     # mapped data are set up once per worker rather than once per trial.
     tune_config = tune.TuneConfig(metric="best_objective", mode="max", search_alg=searcher,
