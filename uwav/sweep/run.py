@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from uwav.errors import UwavError
+from uwav.sweep.repair import repair_lost_checkpoints
 from uwav.sweep.spec import SweepSpec, base_config_dict, load_sweep, spec_summary
 
 META_FILE = "sweep.json"
@@ -120,12 +121,8 @@ def _new_tuner(spec: SweepSpec, trainable, callback, verbose: int):
     run_config = tune.RunConfig(
         name=spec.name, storage_path=str(spec.storage_path), callbacks=[callback],
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        # Known Ray race: registering checkpoint N deletes the oldest kept one at once, while the saved
-        # experiment state is synced asynchronously (forced every num_to_keep checkpoints), so a driver
-        # killed in that window leaves a state naming a deleted checkpoint and that trial fails on
-        # --resume. It needs sub-second epochs to hit; test_resume_after_the_driver_is_killed (tiny
-        # trials) failed 2 of 7 runs with num_to_keep=1 and 2 of 29 with 2. Restarting such trials with
-        # restart_errored breaks OptunaSearch (it forgets errored trials), so it is not done.
+        # Two kept: a driver killed between Ray deleting the oldest and saving its state leaves a state
+        # naming a deleted checkpoint (uwav/sweep/repair.py puts it back on --resume from a newer one).
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=verbose)
     # reuse_actors: a finished trial's worker process runs the next trial, so Python, torch and the
     # mapped data are set up once per worker rather than once per trial.
@@ -175,6 +172,8 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     fn = _tuner_parts(spec, data, trainable)
     try:
         if resume:
+            for line in repair_lost_checkpoints(exp_dir):
+                print(f"uwav sweep --resume: {line}", file=sys.stderr)
             tuner = tune.Tuner.restore(str(exp_dir), trainable=fn, resume_unfinished=True, resume_errored=True)
         else:
             callback = tracking.SweepTracker(spec.tracking_uri, exp_id, parent, base_config_dict(spec), spec.keys)
