@@ -4,8 +4,9 @@ glibc's malloc serves large blocks with mmap and trims the heap whenever more th
 mmap threshold sits free at the top. A training step allocates and frees the same multi-megabyte
 activations every time, so with the defaults each step maps fresh pages and takes a minor page fault
 per 4 KiB on first touch: 23,000 faults per paper-size HAN step and 14,000 per validation pass on the
-project's CPU machine, none once tuned (bench/README.md). Raising both thresholds makes the heap keep
-those blocks for reuse. Peak memory is unchanged; what was used once stays mapped.
+project's CPU machine; once tuned, none after the first few steps have grown the heap to its peak.
+Raising both thresholds makes the heap keep those blocks for reuse. Peak memory is unchanged; what was
+used once stays mapped.
 
 Applied once per process, on Linux with glibc only, and never over a user's own MALLOC_* settings.
 Set UWAV_MALLOC_TUNING=0 to leave malloc alone.

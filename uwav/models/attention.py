@@ -66,7 +66,7 @@ class Attention(nn.Module):
 
     # -- projections ----------------------------------------------------------------------------------
     def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x [B, T, d] -> q, k, v, each [B, H, T, d_head] (views of one contiguous buffer)."""
+        """x [B, T, d] -> q, k, v, each [B, H, T, d_head] (views of one buffer)."""
         b, t, _ = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
         return self._heads_first(qkv.view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)).unbind(0)
