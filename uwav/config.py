@@ -134,7 +134,9 @@ class TrainConfig:
     precision: str = _f("fp32", "fp32, or bf16 autocast (opt-in, faster on CPUs with AVX-512 BF16)",
                         choices=("fp32", "bf16"))
     device: str = _f("auto", "auto (CUDA when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
-    eval_batch_size: int = _f(512, "videos per validation forward pass", lo=1)
+    # 256 keeps the paper-size HAN's largest activation (both streams' qkv, 5,120 x 1,536 floats) under
+    # glibc's 32 MiB mmap limit, so uwav.allocator can reuse it; at 512 each pass took ~100,000 page faults.
+    eval_batch_size: int = _f(256, "videos per validation forward pass", lo=1)
     train_fraction: float = _f(1.0, "fraction of training videos used (paper Table A7)", lo=0.0, hi=1.0,
                                lo_open=True)
 

@@ -156,7 +156,7 @@ class FitResult:
 
 
 @torch.inference_mode()
-def predict(model: HAN, split: SplitArrays, device: torch.device, batch_size: int = 512,
+def predict(model: HAN, split: SplitArrays, device: torch.device, batch_size: int = 256,
             precision: str = "fp32") -> dict[str, np.ndarray]:
     """Probabilities for a whole split: audio/visual [N, T, C] (sigmoid) and video [N, C] (MMIL, (0, 2))."""
     was_training = model.training
