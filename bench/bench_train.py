@@ -11,6 +11,7 @@ such); validation is timed in full on 649 videos. Prints achieved GFLOP/s next t
 ceiling measured at the parser's shapes.
 
     python bench/bench_train.py [--train-videos 640] [--batches 4] [--rounds 3] [--threads 2] [--small]
+                                [--device cuda]
 """
 
 from __future__ import annotations
@@ -126,8 +127,15 @@ def plain_han(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work before reading a clock (a no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def baseline_step(model, optimizer, batch, w, alpha, gen) -> None:
-    audio, visual, weak, t_a, t_v = batch
+    device = next(model.parameters()).device
+    audio, visual, weak, t_a, t_v = (t.to(device, non_blocking=True) for t in batch)
     out = model(audio, visual)
     loss = losses.video_loss(out.video_prob, weak)
     streams = ((out.seg_logits_a, out.feats_a, t_a, "a"), (out.seg_logits_v, out.feats_v, t_v, "v"))
@@ -156,11 +164,14 @@ def time_baseline(root: Path, model, ids, weak, theta, batches: int, batch_size:
     gen = torch.Generator().manual_seed(0)
     w = {"a": (11.9, 1.1), "v": (11.9, 1.1)}
     model.train()
+    device = next(model.parameters()).device
     it = iter(loader)
     baseline_step(model, optimizer, next(it), w, 1.7, gen)  # warm-up (workers start, allocator warms)
+    sync(device)
     f0, t0 = minor_faults(), time.perf_counter()
     for _ in range(batches):
         baseline_step(model, optimizer, next(it), w, 1.7, gen)
+    sync(device)
     return (time.perf_counter() - t0) / batches, (minor_faults() - f0) / batches
 
 
@@ -168,17 +179,18 @@ def time_baseline(root: Path, model, ids, weak, theta, batches: int, batch_size:
 def baseline_validation(root: Path, model, val_ids, gt_a, gt_v) -> float:
     """The official code's validation: batch size 1, one forward per video, then the metrics."""
     model.eval()
+    device = next(model.parameters()).device
     t0 = time.perf_counter()
     probs = {"a": [], "v": [], "p": []}
     for vid in val_ids:
-        audio = torch.from_numpy(np.load(root / "feats/vggish" / f"{vid}.npy"))[None]
+        audio = torch.from_numpy(np.load(root / "feats/vggish" / f"{vid}.npy"))[None].to(device)
         res152 = np.load(root / "feats/res152" / f"{vid}.npy").reshape(10, 8, 2048).mean(axis=1)
         r2p1d = np.load(root / "feats/r2plus1d_18" / f"{vid}.npy")
-        visual = torch.from_numpy(np.concatenate([res152, r2p1d], axis=1).astype(np.float32))[None]
+        visual = torch.from_numpy(np.concatenate([res152, r2p1d], axis=1).astype(np.float32))[None].to(device)
         out = model(audio, visual)
-        probs["a"].append(torch.sigmoid(out.seg_logits_a)[0].numpy())
-        probs["v"].append(torch.sigmoid(out.seg_logits_v)[0].numpy())
-        probs["p"].append(out.video_prob[0].numpy())
+        probs["a"].append(torch.sigmoid(out.seg_logits_a)[0].cpu().numpy())
+        probs["v"].append(torch.sigmoid(out.seg_logits_v)[0].cpu().numpy())
+        probs["p"].append(out.video_prob[0].cpu().numpy())
     evaluate_probabilities(np.stack(probs["a"]), np.stack(probs["v"]), np.stack(probs["p"]), gt_a, gt_v)
     model.train()
     return time.perf_counter() - t0
@@ -188,31 +200,37 @@ def time_ours(trainer: Trainer, batches: int, batch_size: int) -> tuple[float, f
     """(seconds, page faults) per training batch of uwav's Trainer.step (after one warm-up batch)."""
     order = torch.randperm(trainer.audio.shape[0], generator=torch.Generator().manual_seed(0))
     trainer.model.train()
+    order = order.to(trainer.device)
     trainer.step(order[:batch_size])  # warm-up
+    sync(trainer.device)
     f0, t0 = minor_faults(), time.perf_counter()
     for b in range(batches):
         lo = (b * batch_size) % (order.numel() - batch_size)
         trainer.step(order[lo:lo + batch_size])
+    sync(trainer.device)
     return (time.perf_counter() - t0) / batches, (minor_faults() - f0) / batches
 
 
 def step_flops(trainer: Trainer, batch_size: int) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    idx = torch.arange(batch_size)
+    idx = torch.arange(batch_size, device=trainer.device)
     with FlopCounterMode(display=False) as counter:
         trainer.step(idx)
     return float(counter.get_total_flops())
 
 
-def matmul_ceiling(dtype: torch.dtype, m: int = 640, k: int = 512, n: int = 2048, reps: int = 30) -> float:
-    a = torch.randn(m, k).to(dtype)
-    b = torch.randn(k, n).to(dtype)
+def matmul_ceiling(dtype: torch.dtype, device: torch.device, m: int = 640, k: int = 512, n: int = 2048,
+                   reps: int = 30) -> float:
+    a = torch.randn(m, k, device=device).to(dtype)
+    b = torch.randn(k, n, device=device).to(dtype)
     for _ in range(3):
         a @ b
+    sync(device)
     t0 = time.perf_counter()
     for _ in range(reps):
         a @ b
+    sync(device)
     return 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
 
 
@@ -227,7 +245,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="baseline DataLoader workers")
     ap.add_argument("--small", action="store_true", help="small parser instead of the paper's size")
     ap.add_argument("--data", type=str, default="", help="reuse a data folder written by a previous run")
+    ap.add_argument("--device", type=str, default="cpu", help="cpu or cuda (both variants run there)")
     args = ap.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     parser_cfg = SMALL if args.small else PAPER
 
@@ -254,7 +274,7 @@ def main() -> None:
              for m in ("audio", "visual")}
     data = ParserData(splits=splits, thresholds={"classwise": theta})
     base = {"paths": {"annotations": "-", "features": "-"}, "parser": parser_cfg,
-            "train": {"device": "cpu", "batch_size": args.batch_size}}
+            "train": {"device": device.type, "batch_size": args.batch_size}}
 
     # Both variants run on the same malloc settings: uwav's Trainer tunes glibc malloc for the whole process
     # (uwav/allocator.py), so the bench applies it first and the ratios below exclude that gain. Run with
@@ -262,15 +282,15 @@ def main() -> None:
     tuned = keep_freed_memory()
     config = config_from_dict(base)
     torch.manual_seed(0)
-    model = plain_han(build_parser(config, data))
+    model = plain_han(build_parser(config, data)).to(device)
     theta_ab = {"a": theta["audio"], "v": theta["visual"]}
-    trainers = {p: Trainer(config_from_dict({**base, "train": {**base["train"], "precision": p}}), data,
-                           torch.device("cpu")) for p in ("fp32", "bf16")}
+    trainers = {p: Trainer(config_from_dict({**base, "train": {**base["train"], "precision": p}}), data, device)
+                for p in ("fp32", "bf16")}
     flops = step_flops(trainers["fp32"], args.batch_size)
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:  # also builds the metrics' event table once
-        evaluate_split(trainers["fp32"].model, val, torch.device("cpu"), trainers["fp32"].config)
+        evaluate_split(trainers["fp32"].model, val, device, trainers["fp32"].config)
     val_flops = float(counter.get_total_flops())
     # Rounds A B C A B C ...: this shared machine's speed drifts by 10-20 % over minutes, so each variant
     # is timed in every round and the median round counts.
@@ -283,7 +303,7 @@ def main() -> None:
             timed[p].append(time_ours(trainer, args.batches, args.batch_size))
         for p, trainer in trainers.items():
             t0 = time.perf_counter()
-            evaluate_split(trainer.model, val, torch.device("cpu"), trainer.config)
+            evaluate_split(trainer.model, val, device, trainer.config)
             val_ours.setdefault(p, []).append(time.perf_counter() - t0)
     results = {k: float(np.median([sec for sec, _ in v])) for k, v in timed.items()}
     faults = {k: float(np.median([f for _, f in v])) for k, v in timed.items()}
@@ -291,9 +311,10 @@ def main() -> None:
     results["val_baseline"] = baseline_validation(llp, model, list(ann["val"].ids), val.gt_audio, val.gt_visual)
 
     per_epoch = LLP_TRAIN_VIDEOS / args.batch_size
-    ceiling32, ceiling16 = matmul_ceiling(torch.float32), matmul_ceiling(torch.bfloat16)
+    ceiling32, ceiling16 = matmul_ceiling(torch.float32, device), matmul_ceiling(torch.bfloat16, device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} threads"
     print(f"\nparser {'small' if args.small else 'paper size'} {parser_cfg}, batch {args.batch_size}, "
-          f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs")
+          f"torch {torch.__version__}, {where}, {os.cpu_count()} CPUs")
     print(f"timed {args.batches} batches per variant in each of {args.rounds} alternating rounds (median round); "
           f"epoch = {LLP_TRAIN_VIDEOS} videos ({per_epoch:.0f} batches), EXTRAPOLATED from the timed batches; "
           f"malloc tuning {'on for both variants' if tuned else 'off (glibc defaults)'}")
