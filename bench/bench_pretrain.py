@@ -57,9 +57,9 @@ def time_variant(model, split, batches, bucket: bool, text, steps: int) -> tuple
     padded = real = 0
     times = []
     for i, idx in enumerate(batches[: steps + 1]):
-        clap, clip, labels, valid = batch_tensors(split, idx, bucket, device)
+        clap, clip, labels, valid, mask = batch_tensors(split, idx, bucket, device)
         t0 = time.perf_counter()
-        z_a, z_v = model(clap, clip, text[0], text[1], valid)
+        z_a, z_v = model(clap, clip, text[0], text[1], mask)
         loss = pretrain_loss(z_a, z_v, labels, valid, 5.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -97,8 +97,8 @@ def main() -> None:
     with torch.no_grad():
         loss = {}
         for bucket in (True, False):
-            clap, clip, labels, valid = batch_tensors(split, idx, bucket, torch.device("cpu"))
-            loss[bucket] = float(pretrain_loss(*check(clap, clip, text[0], text[1], valid), labels, valid, 5.0))
+            clap, clip, labels, valid, mask = batch_tensors(split, idx, bucket, torch.device("cpu"))
+            loss[bucket] = float(pretrain_loss(*check(clap, clip, text[0], text[1], mask), labels, valid, 5.0))
     same = math.isclose(loss[True], loss[False], rel_tol=1e-5)
 
     results = {}

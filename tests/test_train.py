@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -152,3 +153,52 @@ def test_pseudo_reuses_cached_logits_until_the_checkpoint_changes(tiny_pipeline)
         with open(config.generator_checkpoint, "rb+") as fh:
             fh.truncate(fh.seek(0, 2) - 1)
     assert cache_is_current(config)
+
+
+def _reads_per_epoch(config, data, batch_size, monkeypatch) -> int:
+    from device_reads import DeviceReads
+
+    from uwav import losses, train
+
+    trainer = Trainer(with_overrides(config, {"train.batch_size": batch_size}), data, torch.device("cpu"),
+                      keep_best=False)
+    reads = DeviceReads()
+    draw = losses.sample_mixup
+
+    def host_draw(*args, **kwargs):
+        # λ's seed is read from the trainer's generator, which lives on the host by construction.
+        assert trainer.rng.device.type == "cpu"
+        with reads.pause():
+            return draw(*args, **kwargs)
+
+    monkeypatch.setattr(train.losses, "sample_mixup", host_draw)
+    with reads:
+        means = trainer.train_epoch()
+    assert set(means) == set(Trainer.LOSS_NAMES) and all(math.isfinite(v) for v in means.values())
+    return reads.count
+
+
+def test_a_training_epoch_reads_nothing_back_from_the_device_per_batch(setup, monkeypatch):
+    """Each value read back per batch would stall a GPU once per step: the count must not grow with the
+    number of batches (and stays at the one read of the epoch's loss sums)."""
+    config, data = setup
+    config = with_overrides(config, {"pseudo.inf_threshold_policy": "batch_min"})  # the −∞ θ branch too
+    few = _reads_per_epoch(config, data, 64, monkeypatch)
+    many = _reads_per_epoch(config, data, 8, monkeypatch)
+    assert len(data.split("train")) > 8 * 4  # at least four times the batches
+    assert few == many <= 1
+
+
+def test_loss_means_are_the_float64_means_of_the_per_batch_losses(setup):
+    config, data = setup
+    trainer = Trainer(config, data, torch.device("cpu"), keep_best=False)
+    rng_state, torch_state = trainer.rng.get_state(), torch.get_rng_state()
+    n, bs = trainer.audio.shape[0], config.train.batch_size
+    means = trainer.train_epoch()
+    replay = Trainer(config, data, torch.device("cpu"), keep_best=False)
+    replay.rng.set_state(rng_state)
+    torch.set_rng_state(torch_state)
+    order = torch.randperm(n, generator=replay.rng)
+    per_batch = [replay.step(order[s:s + bs]).tolist() for s in range(0, n, bs)]
+    expected = [sum(b[i] for b in per_batch) / len(per_batch) for i in range(len(Trainer.LOSS_NAMES))]
+    assert [means[k] for k in Trainer.LOSS_NAMES] == pytest.approx(expected, rel=1e-12, abs=0)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -64,14 +65,27 @@ def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def batch_tensors(split, idx: np.ndarray, bucket: bool, device: torch.device):
-    """clap, clip, labels, valid for the batch, cut to the batch's longest video when bucketing."""
-    t_max = int(split.lengths[idx].max()) if bucket else split.clap.shape[1]
+class GeneratorBatch(NamedTuple):
+    clap: torch.Tensor  # [B, T, 512]
+    clip: torch.Tensor  # [B, T, 768]
+    labels: torch.Tensor  # [B, T, C] float
+    valid: torch.Tensor  # bool [B, T]: the loss and the metrics read only these seconds
+    mask: torch.Tensor | None  # what the generator's attention gets: `valid`, or None when nothing is padded
+
+
+def batch_tensors(split, idx: np.ndarray, bucket: bool, device: torch.device) -> GeneratorBatch:
+    """The batch's tensors, cut to its longest video when bucketing.
+
+    Whether any second is padding is decided here from the host's lengths: asking the valid mask on
+    the device would stall a GPU once per batch.
+    """
+    lengths = split.lengths[idx]
+    t_max = int(lengths.max()) if bucket else split.clap.shape[1]
     clap = torch.from_numpy(split.clap[idx, :t_max]).to(device)
     clip = torch.from_numpy(split.clip[idx, :t_max]).to(device)
     labels = torch.from_numpy(split.labels[idx, :t_max]).to(device).float()
-    valid = torch.arange(t_max, device=device)[None, :] < torch.from_numpy(split.lengths[idx]).to(device)[:, None]
-    return clap, clip, labels, valid
+    valid = torch.arange(t_max, device=device)[None, :] < torch.from_numpy(lengths).to(device)[:, None]
+    return GeneratorBatch(clap, clip, labels, valid, valid if int(lengths.min()) < t_max else None)
 
 
 @torch.no_grad()
@@ -86,8 +100,8 @@ def evaluate_generator(model, split, text_audio: torch.Tensor, text_visual: torc
     order = np.argsort(split.lengths, kind="stable")  # similar lengths together: less padding
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
-        clap, clip, _, valid = batch_tensors(split, idx, True, device)
-        a, v = model(clap, clip, text_audio, text_visual, valid)
+        batch = batch_tensors(split, idx, True, device)
+        a, v = model(batch.clap, batch.clip, text_audio, text_visual, batch.mask)
         z_a[idx, : a.shape[1]] = a.float().cpu().numpy()
         z_v[idx, : v.shape[1]] = v.float().cpu().numpy()
     model.train()
@@ -156,25 +170,26 @@ def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainR
             group["lr"] = lr
         t0 = time.perf_counter()
         model.train()
-        total, count = 0.0, 0
+        # The loss sum stays on the device and is read once per epoch (a read per batch stalls a GPU).
+        total, count = torch.zeros((), dtype=torch.float64, device=device), 0
         for idx in length_batches(data.train.lengths, p.batch_size, rng, p.bucket_by_length):
-            clap, clip, labels, valid = batch_tensors(data.train, idx, p.bucket_by_length, device)
+            batch = batch_tensors(data.train, idx, p.bucket_by_length, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=p.precision == "bf16"):
-                z_a, z_v = model(clap, clip, text_a, text_v, valid)
-            loss = losses.pretrain_loss(z_a.float(), z_v.float(), labels, valid, p.pos_weight)
+                z_a, z_v = model(batch.clap, batch.clip, text_a, text_v, batch.mask)
+            loss = losses.pretrain_loss(z_a.float(), z_v.float(), batch.labels, batch.valid, p.pos_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if p.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
             optimizer.step()
-            total += loss.item()
+            total += loss.detach()
             count += 1
         val = evaluate_generator(model, data.val, text_a, text_v, device)
         improved = val["seg_av"] > best
         if improved:
             best, best_epoch = val["seg_av"], epoch
             save_generator(checkpoint, model, gen_config, epoch, best)
-        report = PretrainReport(epoch=epoch, lr=lr, seconds=time.perf_counter() - t0, loss=total / max(count, 1),
+        report = PretrainReport(epoch=epoch, lr=lr, seconds=time.perf_counter() - t0, loss=total.item() / max(count, 1),
                                 val=val, best_seg_av=best, improved=improved)
         history.append(report)
         if bar is not None:

@@ -66,6 +66,18 @@ def tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
         return torch.from_numpy(array).to(device)
 
 
+def send(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor made inside the training loop (indices, a mixup permutation) to `device`.
+
+    A plain `.to("cuda")` from pageable memory synchronises the stream, so every batch would wait for
+    the GPU to drain. From pinned memory the copy is queued like a kernel; torch's pinned-memory cache
+    keeps the host block alive until the copy has run. On CPU it is the tensor itself.
+    """
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def build_parser(config, data: ParserData) -> HAN:
     train = data.split("train")
     p = config.parser
@@ -119,8 +131,9 @@ def batch_targets(z: torch.Tensor, theta: torch.Tensor, weak: torch.Tensor, temp
     """
     present = weak[:, None, :] > 0
     hard = ((z > theta) & present).float()
-    if torch.isneginf(theta).any():
-        theta = torch.where(torch.isneginf(theta), z.amin(dim=(0, 1)) - 1.0, theta)
+    # Unconditional (the same θ where none is −∞): testing first would read a flag back from the device
+    # and stall the GPU every batch.
+    theta = torch.where(torch.isneginf(theta), z.amin(dim=(0, 1)) - 1.0, theta)
     soft = torch.sigmoid((z - theta) / temperature) * present
     return soft, hard
 
@@ -226,22 +239,25 @@ class Trainer:
         self.history: list[EpochReport] = []
 
     # -- one epoch -------------------------------------------------------------------------------
+    LOSS_NAMES = ("total", "video", "segment", "mixup")  # the order of `step`'s return value
+
     def train_epoch(self) -> dict[str, float]:
         cfg, model = self.config, self.model
         model.train()
         n = self.audio.shape[0]
-        order = torch.randperm(n, generator=self.rng)
-        sums = {"total": 0.0, "video": 0.0, "segment": 0.0, "mixup": 0.0}
+        order = send(torch.randperm(n, generator=self.rng), self.device)
+        # Loss sums stay on the device (float64, as the Python floats summed before) and are read once per
+        # epoch: a read per batch would make the host wait for every GPU step before queueing the next.
+        sums = torch.zeros(len(self.LOSS_NAMES), dtype=torch.float64, device=self.device)
         batches = 0
         for start in range(0, n, cfg.train.batch_size):
-            idx = order[start:start + cfg.train.batch_size].to(self.device)
-            parts = self.step(idx)
-            for k, v in parts.items():
-                sums[k] += v
+            sums += self.step(order[start:start + cfg.train.batch_size])
             batches += 1
-        return {k: v / max(batches, 1) for k, v in sums.items()}
+        return dict(zip(self.LOSS_NAMES, (sums / max(batches, 1)).tolist()))
 
-    def step(self, idx: torch.Tensor) -> dict[str, float]:
+    def step(self, idx: torch.Tensor) -> torch.Tensor:
+        """One optimiser step on the training videos `idx` (on the device); returns the detached losses
+        [total, video, segment, mixup] (`LOSS_NAMES`) as float64 on the device, without reading them."""
         cfg, model = self.config, self.model
         weak = self.weak[idx]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
@@ -265,14 +281,14 @@ class Trainer:
                 lam, perm = losses.sample_mixup(feats.shape[0] * feats.shape[1], cfg.loss.alpha, self.rng,
                                                   cfg.loss.beta)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
-                    mix = mix + losses.mixup_loss(feats, mix_target, model.classify, lam, perm.to(self.device))
+                    mix = mix + losses.mixup_loss(feats, mix_target, model.classify, lam, send(perm, self.device))
         total = video + cfg.loss.lambda_seg * seg + cfg.loss.lambda_mix * mix.float()
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if cfg.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         self.optimizer.step()
-        return {"total": total.item(), "video": video.item(), "segment": seg.item(), "mixup": mix.item()}
+        return torch.stack([total, video, seg, mix.float()]).detach().double()
 
     def run_epoch(self) -> EpochReport:
         cfg = self.config
@@ -307,6 +323,8 @@ class Trainer:
             "epoch": self.epoch,
             "rng": self.rng.get_state(),
             "torch_rng": torch.get_rng_state(),
+            # Dropout on a GPU draws from the device's generator, not the CPU one above.
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "best_objective": self.best_objective,
             "best_epoch": self.best_epoch,
             "best_val": self.best_val,
@@ -322,6 +340,8 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.rng.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.best_objective = float(state["best_objective"])
         self.best_epoch = int(state["best_epoch"])
         self.best_val = dict(state["best_val"])

@@ -106,10 +106,12 @@ class TemporalStream(nn.Module):
         self.output_proj = nn.Sequential(nn.Linear(hidden, in_dim), nn.ReLU(), nn.Linear(in_dim, in_dim))
 
     def features(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, T, in_dim] -> output-projected segment features h [B, T, in_dim] (not normalised)."""
-        mask = None
-        if valid is not None and not bool(valid.all()):
-            mask = padding_attention_mask(valid, self.heads, x.dtype)
+        """x [B, T, in_dim] -> output-projected segment features h [B, T, in_dim] (not normalised).
+
+        valid: bool [B, T] when the batch has padding, else None. The mask is applied as given: checking
+        `valid.all()` here would read from the device every batch (callers know it from the lengths).
+        """
+        mask = None if valid is None else padding_attention_mask(valid, self.heads, x.dtype)
         h = self.input_proj(x)
         for layer in self.layers:
             h = layer(h, src_mask=mask)
@@ -140,7 +142,8 @@ class Generator(nn.Module):
         text_visual: torch.Tensor,
         valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """clap [B, T, 512], clip [B, T, 768], text_audio [C, 512], text_visual [C, 768], valid bool [B, T].
+        """clap [B, T, 512], clip [B, T, 768], text_audio [C, 512], text_visual [C, 768], valid bool [B, T]
+        when the batch has padding (None when it has none; see `TemporalStream.features`).
 
         Returns (z_a, z_v), each [B, T, C]. Outputs at padded positions are finite but meaningless.
         """
