@@ -73,7 +73,8 @@ def segment_loss(
         return bce.mean()
     if w_neg is None:
         raise UwavError("segment_loss: w_pos is set but w_neg is None; expected both or neither")
-    weight = torch.where(weak[:, None, :] > 0, bce.new_tensor(w_pos), bce.new_tensor(w_neg))
+    # new_full fills on the device; new_tensor would copy each scalar from the host (a GPU sync per batch).
+    weight = torch.where(weak[:, None, :] > 0, bce.new_full((), w_pos), bce.new_full((), w_neg))
     return (weight * bce).mean()
 
 
@@ -163,6 +164,6 @@ def pretrain_loss(
     log_p = log_p.clamp(min=_LOG_FLOOR)
     bce = -(y * log_p + (1.0 - y) * log_q)
     present = ((y * m) > 0).any(dim=1, keepdim=True)  # [B, 1, C]
-    w = torch.where(present, bce.new_tensor(pos_weight), bce.new_tensor(1.0))
+    w = torch.where(present, bce.new_full((), pos_weight), bce.new_full((), 1.0))  # filled on the device
     denom = m.sum() * z_a.shape[-1]
     return (m * w * bce).sum() / denom.clamp(min=1.0)

@@ -21,7 +21,7 @@ from uwav import losses, metrics
 from uwav.allocator import keep_freed_memory
 from uwav.errors import UwavError
 from uwav.io import atomic_path
-from uwav.train import epoch_lr, resolve_device, seed_everything
+from uwav.train import epoch_lr, resolve_device, seed_everything, send
 
 
 @dataclass
@@ -81,10 +81,10 @@ def batch_tensors(split, idx: np.ndarray, bucket: bool, device: torch.device) ->
     """
     lengths = split.lengths[idx]
     t_max = int(lengths.max()) if bucket else split.clap.shape[1]
-    clap = torch.from_numpy(split.clap[idx, :t_max]).to(device)
-    clip = torch.from_numpy(split.clip[idx, :t_max]).to(device)
-    labels = torch.from_numpy(split.labels[idx, :t_max]).to(device).float()
-    valid = torch.arange(t_max, device=device)[None, :] < torch.from_numpy(lengths).to(device)[:, None]
+    clap = send(torch.from_numpy(split.clap[idx, :t_max]), device)
+    clip = send(torch.from_numpy(split.clip[idx, :t_max]), device)
+    labels = send(torch.from_numpy(split.labels[idx, :t_max]), device).float()
+    valid = torch.arange(t_max, device=device)[None, :] < send(torch.from_numpy(lengths), device)[:, None]
     return GeneratorBatch(clap, clip, labels, valid, valid if int(lengths.min()) < t_max else None)
 
 

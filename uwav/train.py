@@ -67,7 +67,8 @@ def tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def send(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A small host tensor made inside the training loop (indices, a mixup permutation) to `device`.
+    """A host tensor made inside a training loop (indices, a mixup permutation, a pre-training batch) to
+    `device`.
 
     A plain `.to("cuda")` from pageable memory synchronises the stream, so every batch would wait for
     the GPU to drain. From pinned memory the copy is queued like a kernel; torch's pinned-memory cache
