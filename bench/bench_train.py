@@ -234,6 +234,16 @@ def matmul_ceiling(dtype: torch.dtype, device: torch.device, m: int = 640, k: in
     return 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
 
 
+# Dense datasheet peaks in TFLOP/s (fp32 without tensor cores, bf16 tensor cores with fp32 accumulation),
+# for model FLOP utilisation: the small product `matmul_ceiling` times is no ceiling for a data-centre GPU.
+DATASHEET_TFLOPS = {"H200": (67.0, 989.0), "H100": (67.0, 989.0), "A100": (19.5, 312.0),
+                    "RTX 3090": (35.6, 71.0), "L40S": (91.6, 362.0), "A10G": (31.2, 70.0)}
+
+
+def datasheet_peak(device_name: str) -> tuple[float, float] | None:
+    return next((v for k, v in DATASHEET_TFLOPS.items() if k in device_name), None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-videos", type=int, default=640)
@@ -247,6 +257,9 @@ def main() -> None:
     ap.add_argument("--data", type=str, default="", help="reuse a data folder written by a previous run")
     ap.add_argument("--device", type=str, default="cpu", help="cpu or cuda (both variants run there)")
     args = ap.parse_args()
+    if args.train_videos < (args.batches + 1) * args.batch_size:
+        ap.error(f"--train-videos {args.train_videos} holds fewer than the {args.batches} timed batches plus one "
+                 f"warm-up batch of {args.batch_size} (the baseline's loader takes them from one pass)")
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     parser_cfg = SMALL if args.small else PAPER
@@ -336,6 +349,12 @@ def main() -> None:
     epoch = {k: results[k] * per_epoch + results[f"val_{v}"] for k, v in (("baseline", "baseline"), ("fp32", "ours"))}
     print(f"fp32 epoch incl. its validation pass (EXTRAPOLATED training + measured validation): baseline "
           f"{epoch['baseline']:.1f}s, uwav {epoch['fp32']:.1f}s -> {epoch['baseline'] / epoch['fp32']:.2f}x")
+    peak = datasheet_peak(where) if device.type == "cuda" else None
+    if peak:
+        print(f"model FLOP utilisation against {where}'s dense datasheet peak ({peak[0]:.0f} fp32 / {peak[1]:.0f} "
+              f"bf16 TFLOP/s): fp32 step {flops / results['fp32'] / 1e12 / peak[0]:.1%}, bf16 step "
+              f"{flops / results['bf16'] / 1e12 / peak[1]:.1%}, fp32 validation "
+              f"{val_flops / results['val_ours'] / 1e12 / peak[0]:.1%}")
     if tmp is not None:
         tmp.cleanup()
 
