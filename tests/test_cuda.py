@@ -33,7 +33,7 @@ def test_attention_in_eval_matches_the_cpu_path():
     q, k = torch.randn(3, 10, 64), torch.randn(3, 10, 64)
     cpu = att(q), att(q, k)
     gpu = att.to(CUDA)(q.to(CUDA)), att(q.to(CUDA), k.to(CUDA))
-    for c, g in zip(cpu, gpu):
+    for c, g in zip(cpu, gpu, strict=True):
         torch.testing.assert_close(g.cpu(), c, rtol=1e-4, atol=1e-5)
 
 

@@ -254,7 +254,7 @@ class Trainer:
         for start in range(0, n, cfg.train.batch_size):
             sums += self.step(order[start:start + cfg.train.batch_size])
             batches += 1
-        return dict(zip(self.LOSS_NAMES, (sums / max(batches, 1)).tolist()))
+        return dict(zip(self.LOSS_NAMES, (sums / max(batches, 1)).tolist(), strict=True))
 
     def step(self, idx: torch.Tensor) -> torch.Tensor:
         """One optimiser step on the training videos `idx` (on the device); returns the detached losses
