@@ -5,8 +5,12 @@
 2. Prints the pseudo-label quality table (segment and event level) of the generator's labels next to the
    VALOR-style zero-shot baseline (thresholded text similarity of the raw features, θ fitted on val the
    same way), on val, test and train (synthetic train has dense labels).
-3. Trains the parser once per ablation row (Binary, Soft, Soft + Re-weight, Soft + Mixup, full) with one
-   seed each and prints test scores of each row's best-val epoch, as measured, whatever the ordering.
+3. Trains the parser once per ablation row (Binary, Soft, Soft + Re-weight, Soft + Mixup, full) and seed
+   and prints test scores of each run's best-val epoch, as measured, whatever the ordering. With
+   `--seeds N` each row is trained with N seeds (same data, generator and pseudo labels; the seed sets
+   initialisation, data order, dropout and mixup draws): the table shows means, then each row's test Seg
+   and Ev Type@AV as mean ± std and its paired difference from the Soft row (same seeds), the numbers
+   that say whether a component's effect is larger than seed noise.
 
 The paper-size generator (28.6 min/epoch here) and parser do not fit a CPU benchmark, so by default both
 are reduced and trained for few epochs; every reduction is printed with the results. The parser reads
@@ -14,6 +18,7 @@ CLIP/CLAP features (the paper's Table A6 variant), the layout the LLP-scale synt
 Paper-size parser throughput is measured by bench/bench_train.py.
 
     python bench/bench_method.py [--data DIR] [--pretrain-epochs 6] [--epochs 10] [--size llp|medium]
+                                 [--seeds 1]
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -51,13 +58,29 @@ def header(first: str) -> str:
     return f"{first:<34}" + "".join(f"{n:>10}" for n in METRIC_NAMES)
 
 
+def print_seed_spread(results: dict[str, list[dict]]) -> None:
+    """Mean ± std (ddof 1) over seeds, and the paired per-seed difference from the Soft row."""
+    keys = (("Seg Type", "seg_type"), ("Ev Type", "ev_type"))
+    print(f"\n{'config':<34}" + "".join(f"{k + ' mean ± std':>20}{'− Soft, paired':>20}" for k, _ in keys)
+          + "   per seed (Seg Type)")
+    soft = results["Soft"]
+    for name, runs in results.items():
+        line = f"{name:<34}"
+        for _, metric in keys:
+            vals = np.array([r["test"][metric] for r in runs])
+            diff = vals - np.array([r["test"][metric] for r in soft])
+            line += f"{vals.mean():12.2f} ± {vals.std(ddof=1):5.2f}{diff.mean():12.2f} ± {diff.std(ddof=1):5.2f}"
+        print(line + "   " + " ".join(f"{r['test']['seg_type']:.2f}" for r in runs))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="", help="existing synthetic folder (else written to a temp dir)")
     ap.add_argument("--size", default="llp", choices=["llp", "medium", "small"])
     ap.add_argument("--pretrain-epochs", type=int, default=6)
     ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=20000)
+    ap.add_argument("--seed", type=int, default=20000, help="first parser seed")
+    ap.add_argument("--seeds", type=int, default=1, help="parser seeds per ablation row: seed, seed+1, ...")
     ap.add_argument("--json", default="", help="also write the tables as JSON")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="uwav-bench-method-")
@@ -93,17 +116,25 @@ def main() -> None:
 
     data = load_parser_data(config, include_test=True)
     device = resolve_device("cpu")
-    results = {}
-    print(f"\nAblation (parser d 256, 2 layers, {args.epochs} epochs — REDUCED from 512 / 5 / 80; one seed "
-          f"{args.seed}; test scores of the best val Seg Type@AV epoch)")
+    seeds = [args.seed + i for i in range(args.seeds)]
+    results: dict[str, list[dict]] = {}
+    which = f"one seed {args.seed}" if len(seeds) == 1 else f"means over seeds {seeds[0]}-{seeds[-1]}"
+    print(f"\nAblation (parser d 256, 2 layers, {args.epochs} epochs — REDUCED from 512 / 5 / 80; {which}; "
+          f"test scores of the best val Seg Type@AV epoch)")
     print(header("config"))
     for name, overrides in ABLATIONS.items():
         t0 = time.perf_counter()
-        result = fit(with_overrides(config, overrides), data, progress=False)
-        test = evaluate_split(result.model, data.split("test"), device, config)
-        results[name] = {"test": test, "best_val": result.best_val, "best_epoch": result.best_epoch,
-                         "seconds": time.perf_counter() - t0}
-        print(row(name, test) + f"   (best epoch {result.best_epoch}, {time.perf_counter() - t0:.0f}s)")
+        runs = []
+        for seed in seeds:
+            result = fit(with_overrides(config, {**overrides, "seed": seed}), data, progress=False)
+            runs.append({"seed": seed, "test": evaluate_split(result.model, data.split("test"), device, config),
+                         "best_val": result.best_val, "best_epoch": result.best_epoch})
+        results[name] = runs
+        mean = {n: float(np.mean([r["test"][n] for r in runs])) for n in METRIC_NAMES}
+        epochs = ",".join(str(r["best_epoch"]) for r in runs)
+        print(row(name, mean) + f"   (best epoch {epochs}, {time.perf_counter() - t0:.0f}s)")
+    if len(seeds) > 1:
+        print_seed_spread(results)
     if args.json:
         Path(args.json).write_text(json.dumps({"pseudo": report["rows"], "ablation": results}, indent=2))
     tmp.cleanup()
