@@ -105,6 +105,9 @@ BROKEN = {
                       "metadata.uwav.storage_path 'runs/llp/sweeps' is not under metadata.uwav.shared_mount"),
     "storage without a shared mount": (_drop("metadata.uwav.shared_mount"), "is local to each node"),
     "storage missing": (_drop("metadata.uwav.storage_path"), "metadata.uwav.storage_path is missing"),
+    "storage on S3": (_set("metadata.uwav.storage_path", "s3://bucket/uwav/runs"),
+                      "metadata.uwav.storage_path 's3://bucket/uwav/runs' is a URI"),
+    "storage on GCS": (_set("metadata.uwav.storage_path", "gs://bucket/uwav/runs"), "is a URI"),
     "mount never made": (_set("initialization_commands", ["sudo mkdir -p /mnt/uwav"]),
                          "metadata.uwav.shared_mount '/mnt/uwav' is not mounted"),
     "no project metadata": (_drop("metadata"), "metadata.uwav is missing"),
@@ -162,8 +165,6 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
 
 
 @pytest.mark.parametrize("change", [
-    _set("metadata.uwav.storage_path", "s3://bucket/uwav/runs"),  # Tune writes to S3 directly
-    _set("metadata.uwav.storage_path", "gs://bucket/uwav/runs"),
     # an explicit opt-in for servers behind the user's own network controls
     lambda c: (_edit_commands(HEAD_START, "--host 127.0.0.1", "--host 0.0.0.0")(c),
                _set("metadata.uwav.public_servers", True)(c)),

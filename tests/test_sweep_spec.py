@@ -110,6 +110,7 @@ def test_pairs_of_searched_keys_are_checked_together(tmp_path):
     ({"points_to_evaluate": [{"loss.W": 5.0}]}, "points_to_evaluate[0].loss.W = 5.0 is outside the space"),
     ({"points_to_evaluate": [{"loss.alpha": 1.0}]}, "points_to_evaluate[0].loss.alpha is not a searched key"),
     ({"points_to_evaluate": "paper"}, "points_to_evaluate must be a list"),
+    ({"storage": {"path": "s3://bucket/sweeps"}}, "storage.path 's3://bucket/sweeps' is a URI"),
 ])
 def test_bad_settings(tmp_path, changes, expected):
     path = edit(write_sweep(tmp_path), **changes)

@@ -7,8 +7,9 @@ Two layers:
    in `ray up` (boto3 calls: key pairs, subnets, IAM) needs the cloud and is left out.
 2. This project's rules, on the prepared config (so Ray's defaults are judged too):
    - the head runs no trials: its node type advertises CPU 0 (every trial asks for cpu > 0) and no GPU;
-   - trials resume on any node: `metadata.uwav.storage_path` is s3:// or gs://, or a path under
-     `metadata.uwav.shared_mount` that the node commands mount;
+   - trials resume on any node: `metadata.uwav.storage_path` is a path under `metadata.uwav.shared_mount`
+     that the node commands mount (not s3:// or gs://: `uwav sweep` stores to a path, see its
+     `storage.path`);
    - servers are not public: no MLflow `--host` and no Ray `--dashboard-host` on 0.0.0.0 / :: unless
      `metadata.uwav.public_servers: true`;
    - Ray's token auth is on in the start commands (Ray 2.60 enables it only for local instances);
@@ -29,7 +30,6 @@ from typing import Any
 from uwav.errors import UwavError
 from uwav.io import read_yaml
 
-REMOTE_SCHEMES = ("s3://", "gs://")
 PUBLIC_HOSTS = {"0.0.0.0", "::", "[::]", "*", "0"}
 COMMAND_LISTS = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
                  "head_start_ray_commands", "worker_start_ray_commands")
@@ -218,17 +218,15 @@ def check_head_runs_no_trials(where: str, config: dict) -> str:
 def check_storage(where: str, config: dict, meta: dict) -> tuple[str, str | None]:
     storage = meta.get("storage_path")
     if not isinstance(storage, str) or not storage:
-        raise UwavError(f"{where}: metadata.uwav.storage_path is missing; expected s3://, gs:// or a path under "
+        raise UwavError(f"{where}: metadata.uwav.storage_path is missing; expected a path under "
                         f"metadata.uwav.shared_mount (Tune's storage_path: trials resume from it on any node)")
-    if storage.startswith(REMOTE_SCHEMES):
-        return storage, meta.get("shared_mount")
     if "://" in storage:
-        raise UwavError(f"{where}: metadata.uwav.storage_path {storage!r}: unsupported scheme; expected "
-                        f"{', '.join(REMOTE_SCHEMES)} or a shared mount path")
+        raise UwavError(f"{where}: metadata.uwav.storage_path {storage!r} is a URI; `uwav sweep` stores to a path, "
+                        f"so expected one under metadata.uwav.shared_mount (a file system every node mounts)")
     mount = meta.get("shared_mount")
     if not isinstance(mount, str) or not mount.startswith("/"):
-        raise UwavError(f"{where}: metadata.uwav.storage_path {storage!r} is local to each node; expected s3://, "
-                        f"gs://, or a path under an absolute metadata.uwav.shared_mount mounted on every node")
+        raise UwavError(f"{where}: metadata.uwav.storage_path {storage!r} is local to each node; expected a path "
+                        f"under an absolute metadata.uwav.shared_mount mounted on every node")
     mount = mount.rstrip("/") or "/"
     if mount == "/" or not (storage == mount or storage.startswith(mount + "/")):
         raise UwavError(f"{where}: metadata.uwav.storage_path {storage!r} is not under metadata.uwav.shared_mount "

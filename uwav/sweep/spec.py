@@ -367,7 +367,13 @@ def load_sweep(path: str | Path) -> SweepSpec:
     max_failures = tr.get("max_failures", int, 2, lo=0)
 
     st = _Section(where, "storage", raw.get("storage"), ("path",))
-    storage = Path(st.get("path", str, str(Path(base.paths.out) / "sweeps"))).expanduser().resolve()
+    storage_raw = st.get("path", str, str(Path(base.paths.out) / "sweeps"))
+    if "://" in storage_raw:
+        # Path() would turn s3://bucket/x into a local folder named "s3:"; the sweep writes its files by
+        # atomic rename, which object stores do not have.
+        raise UwavError(f"{where}: storage.path {storage_raw!r} is a URI; sweeps store to a local or mounted "
+                        "path (on a cluster, a folder on the shared mount every node sees: cluster/README.md)")
+    storage = Path(storage_raw).expanduser().resolve()
 
     ml = _Section(where, "mlflow", raw.get("mlflow"), ("tracking_uri", "experiment"))
     # Empty: the server in MLFLOW_TRACKING_URI when set (cluster/gpu.yaml exports it for every job on the
