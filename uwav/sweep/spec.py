@@ -354,9 +354,15 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
     res = _Section(where, "resources", raw.get("resources"), ("cpu", "gpu"))
     cpu = res.get("cpu", float, 1.0, lo=0.0, lo_open=True)
-    gpu = res.get("gpu", float, 0.0, lo=0.0)
-    if gpu > 1 and gpu != int(gpu):
-        raise UwavError(f"{where}: resources.gpu above 1 must be a whole number of GPUs; found {gpu}")
+    # A trial trains on one device (no data parallelism): more than one GPU per trial would sit idle.
+    gpu = res.get("gpu", float, 0.0, lo=0.0, hi=1.0)
+    device = base.train.device
+    if gpu > 0 and device == "cpu":
+        raise UwavError(f"{where}: resources.gpu is {gpu:g} but the base config trains on the CPU "
+                        "(train.device: cpu); set train.device to auto or cuda, or resources.gpu to 0")
+    if gpu == 0 and device == "cuda":
+        raise UwavError(f"{where}: train.device is cuda but resources.gpu is 0, and Ray hides every GPU from a "
+                        "trial that asks for none; give each trial a share (e.g. resources.gpu: 0.25)")
 
     tr = _Section(where, "trials", raw.get("trials"), ("num_samples", "max_concurrent", "max_failures"))
     num_samples = tr.get("num_samples", int, 16, lo=1)
