@@ -277,6 +277,26 @@ def test_han_training_gradients_match_unbatched_streams():
         torch.testing.assert_close(g1, g2, msg=lambda m, name=name: f"{name}: {m}")
 
 
+@pytest.mark.parametrize("dropout", [0.1, 0.0])
+def test_han_backward_never_rebuilds_a_tensor_modified_through_a_view(dropout):
+    """An in-place op on a view (e.g. ReLU on a Linear's 3-D output) puts a CopySlices node in the graph,
+    whose backward clones and copies the whole base tensor: it must not appear in HAN's training graph."""
+    torch.manual_seed(0)
+    han = HAN(HANConfig(audio_dim=6, visual_dim=10, d_model=16, layers=2, heads=4, ff=32, num_classes=5,
+                        dropout=dropout)).train()
+    out = han(*han_inputs(b=3))
+    loss = out.video_prob.sum() + out.seg_logits_a.sum() + out.seg_logits_v.sum()
+    seen, stack, names = set(), [loss.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(fn for fn, _ in node.next_functions)
+    assert "CopySlices" not in names and "AddmmBackward0" in names
+
+
 def test_han_is_deterministic_under_seed():
     outs = []
     for _ in range(2):

@@ -81,10 +81,17 @@ class HANLayer(nn.Module):
         """The rest of L(q, k) given q's projected cross-attention query and its dropped-out self-attention."""
         cross = self.cross_attn.attend(q_cross, *self.cross_attn.project_kv(k, w))
         # In-place adds and ReLU land on fresh outputs that no backward reads (autograd checks this):
-        # fewer large allocations, each of which costs page faults on first touch on CPU.
-        z = self.norm1(self.drop_cross(cross).add_(own).add_(q))
-        ffn = self.linear2(self.drop_ff_inner(torch.relu_(self.linear1(z))))
-        return self.norm2(self.drop_ff_out(ffn).add_(z))
+        # fewer large allocations, each of which costs page faults on first touch on CPU. Never on a view
+        # that autograd tracks: a Linear on a 3-D input returns a view of its 2-D product, and an in-place
+        # op on such a view makes backward rebuild the whole base (CopySlices: a clone and two full
+        # copies). `cross` is one when dropout passes it through, so that add is out of place; the FFN
+        # runs on [B*T, d] rows (its in-place ReLU on a 3-D view cost 3 % of a training step).
+        dropped = self.drop_cross(cross)
+        z = (dropped + own if dropped is cross and cross.requires_grad else dropped.add_(own)).add_(q)
+        z = self.norm1(z)
+        rows = z.view(-1, z.shape[-1])
+        ffn = self.linear2(self.drop_ff_inner(torch.relu_(self.linear1(rows))))
+        return self.norm2(self.drop_ff_out(ffn).add_(rows).view_as(z))
 
 
 class HAN(nn.Module):
