@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import queue
 import shutil
 import subprocess
 import sys
@@ -78,13 +79,14 @@ def trial(rank: int, args: argparse.Namespace, barrier, results) -> None:
         trainer.step(b)
     sync(device)
     barrier.wait()
+    results.put(("started", rank))
     t0 = time.perf_counter()
     for s in range(args.steps):
         trainer.step(batches[s % len(batches)])
     sync(device)
     t1 = time.perf_counter()
     peak = torch.cuda.max_memory_reserved(device) if device.type == "cuda" else 0
-    results.put((rank, t0, t1, peak))
+    results.put(("done", rank, t0, t1, peak))
 
 
 def sync(device) -> None:
@@ -105,17 +107,34 @@ def context_memory_mib() -> str:
 
 def run_packed(k: int, args: argparse.Namespace) -> dict:
     ctx = mp.get_context("spawn")  # a CUDA context cannot be forked
-    barrier, results = ctx.Barrier(k + 1), ctx.Queue()
+    barrier, results = ctx.Barrier(k), ctx.Queue()
     procs = [ctx.Process(target=trial, args=(r, args, barrier, results)) for r in range(k)]
     for p in procs:
         p.start()
-    barrier.wait(timeout=args.setup_timeout)  # every trial built and warmed up
-    smi = context_memory_mib() if args.device == "cuda" else "-"
-    got = [results.get(timeout=args.setup_timeout) for _ in range(k)]
+    deadline = time.monotonic() + args.setup_timeout
+    started, got, smi = 0, [], "-"
+    while len(got) < k:
+        try:
+            message = results.get(timeout=1.0)
+        except queue.Empty:
+            # A trial that died (out of memory, say) must end the run now, not after the whole timeout:
+            # on a lent GPU every minute counts.
+            failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if failed or time.monotonic() > deadline:
+                for p in procs:
+                    p.terminate()
+                raise SystemExit(f"{k} packed trials: " + (f"a trial exited with code {failed[0]}" if failed
+                                                            else f"no result within {args.setup_timeout:.0f} s")
+                                 ) from None
+            continue
+        if message[0] == "started":
+            started += 1
+            if started == k and args.device == "cuda":  # all k are training now
+                smi = context_memory_mib()
+        else:
+            got.append(message[1:])
     for p in procs:
         p.join()
-        if p.exitcode:
-            raise SystemExit(f"a packed trial exited with code {p.exitcode}")
     start, end = min(g[1] for g in got), max(g[2] for g in got)
     segments = k * args.steps * args.batch_size * SEGMENTS
     return {"k": k, "seconds": end - start, "seg_per_s": segments / (end - start),
@@ -134,6 +153,8 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="small parser instead of the paper's size")
     ap.add_argument("--setup-timeout", type=float, default=600.0)
     args = ap.parse_args()
+    if args.videos < args.batch_size:
+        ap.error(f"--videos {args.videos} holds less than one batch of {args.batch_size}")
     if args.device == "cuda":
         import torch
 
