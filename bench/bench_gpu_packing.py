@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-PAPER = {"d_model": 512, "layers": 5, "heads": 16, "ff": 2048, "dropout": 0.1}
-SMALL = {"d_model": 128, "layers": 2, "heads": 4, "ff": 256, "dropout": 0.1}
+from bench_train import PAPER, SMALL  # noqa: E402  (the parser sizes every parser benchmark uses)
+
 SEGMENTS, CLASSES, AUDIO_DIM, VISUAL_DIM = 10, 25, 128, 2560  # LLP, HAN layout (VGGish; ResNet ++ R(2+1)D)
 
 

@@ -65,12 +65,12 @@ class ClusterSummary:
     workers: dict[str, tuple[int, int, bool]]  # node type -> (min_workers, max_workers, spot)
     max_workers: int
     storage_path: str
-    shared_mount: str | None
+    shared_mount: str  # every node mounts it; storage_path lies under it
 
     def describe(self) -> str:
         workers = ", ".join(f"{name} ({'spot' if spot else 'on-demand'}, {lo}-{hi})"
                             for name, (lo, hi, spot) in self.workers.items())
-        storage = self.storage_path + (f" (shared mount {self.shared_mount})" if self.shared_mount else "")
+        storage = f"{self.storage_path} (shared mount {self.shared_mount})"
         return (f"{self.path}: valid for Ray {self.ray_version} ({self.provider}); head {self.head_node_type!r} "
                 f"runs no trials; workers {workers or 'none'}, at most {self.max_workers}; storage {storage}")
 
@@ -215,7 +215,7 @@ def check_head_runs_no_trials(where: str, config: dict) -> str:
     return head
 
 
-def check_storage(where: str, config: dict, meta: dict) -> tuple[str, str | None]:
+def check_storage(where: str, config: dict, meta: dict) -> tuple[str, str]:
     storage = meta.get("storage_path")
     if not isinstance(storage, str) or not storage:
         raise UwavError(f"{where}: metadata.uwav.storage_path is missing; expected a path under "

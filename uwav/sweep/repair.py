@@ -11,7 +11,7 @@ checkpoint is fully written, so the oldest checkpoint newer than the named one i
 to the named path lets the trial continue from one epoch later than the state says. uwav's trainable
 restores its epoch, RNG and best-so-far from the checkpoint contents, ASHA counts that epoch
 (`time_attr: epoch`) and the MLflow tracker logs each epoch once, so only Tune's own iteration counter
-lags. Storage that is not a local or mounted path (s3://) is left alone.
+lags. (Sweep storage is always a local or mounted path: the sweep spec refuses URIs.)
 """
 
 from __future__ import annotations
