@@ -7,10 +7,10 @@ whether the mean of d differs from 0:
 
   mean ± std      each configuration's mean and sample standard deviation (ddof = 1) over the seeds
   difference      mean(d) ± std(d): the paired difference and its sample standard deviation
-  95 % interval   mean(d) ± t(0.975, n-1) · std(d) / sqrt(n): Student's t interval on the paired
+  95% interval   mean(d) ± t(0.975, n-1) · std(d) / sqrt(n): Student's t interval on the paired
                   differences (assumes d is roughly normal; with 3-5 seeds nothing better is checkable)
   p-value         two-sided paired t-test of mean(d) = 0, t = mean(d) / (std(d) / sqrt(n)), n-1 degrees
-                  of freedom; below 0.05 exactly when the 95 % interval excludes 0
+                  of freedom; below 0.05 exactly when the 95% interval excludes 0
 
 Degenerate cases: with one seed there is no spread, so no interval and no p-value (the verdict is "not
 distinguishable"); when every seed gives the same difference (zero variance, e.g. training that ignores
@@ -162,11 +162,11 @@ class PairedDifference:
     reference_std: float | None
     diff_mean: float
     diff_std: float | None  # None with one seed
-    ci_low: float | None  # the 95 % t interval of the mean difference; None with one seed
+    ci_low: float | None  # the 95% t interval of the mean difference; None with one seed
     ci_high: float | None
     t: float | None  # the paired t statistic; inf when the difference does not vary but is not 0
     p_value: float | None  # two-sided; None with one seed
-    verdict: str  # "better", "worse" or "indistinguishable" (at the 5 % level, i.e. the interval and 0)
+    verdict: str  # "better", "worse" or "indistinguishable" (at the 5% level, i.e. the interval and 0)
     zero_variance: bool  # every seed gave the same difference (the t-test is degenerate)
 
     @property
@@ -262,14 +262,14 @@ def _signed(x: float, digits: int = 2) -> str:
 
 def sentence(who: str, diff: PairedDifference, split: str, against: str = "the reference") -> str:
     """The plain verdict, e.g. "rank 1 beats the reference by +0.80 ± 0.30 Seg Type@AV on test
-    (95 % t interval +0.43 to +1.17, p = 0.021, 5 seeds)"."""
+    (95% CI +0.43 to +1.17, p = 0.021, 5 seeds)"."""
     label = metric_label(diff.metric)
     seeds = f"{diff.n} seed{'s' if diff.n != 1 else ''}"
     if diff.diff_std is None:
         return (f"{who} is not distinguishable from {against} on {label} on {split}: {_signed(diff.diff_mean)} "
                 f"from {seeds}, which gives no spread, interval or p-value (use 2 or more seeds)")
     amount = f"{_signed(diff.diff_mean)} ± {diff.diff_std:.2f}"
-    detail = (f"{int(round(100 * CONFIDENCE))} % t interval {_signed(diff.ci_low)} to {_signed(diff.ci_high)}, "
+    detail = (f"{round(100 * CONFIDENCE)}% CI {_signed(diff.ci_low)} to {_signed(diff.ci_high)}, "
               f"{format_p(diff.p_value)}, {seeds}")
     if diff.zero_variance and diff.diff_std == 0.0:
         detail += "; the difference was identical for every seed, so the seeds did not vary it"
