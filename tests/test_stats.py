@@ -63,7 +63,7 @@ def test_one_percent_critical_values(df):
 def test_winner_that_beats_the_reference_matches_a_hand_computation():
     # d = [0.8, 0.6, 0.5, 0.9, 0.6]: mean 0.68, squared deviations sum 0.108, var 0.027.
     winner, reference = [65.0, 65.5, 64.8, 65.3, 65.1], [64.2, 64.9, 64.3, 64.4, 64.5]
-    d = paired_difference("seg_type", [7, 8, 9, 10, 11], winner, reference)
+    d = paired_difference("segment_type_at_av", [7, 8, 9, 10, 11], winner, reference)
     sd = math.sqrt(0.027)
     t = 0.68 / (sd / math.sqrt(5))
     assert d.winner_mean == pytest.approx(65.14) and d.reference_mean == pytest.approx(64.46)
@@ -74,27 +74,27 @@ def test_winner_that_beats_the_reference_matches_a_hand_computation():
     half = 2.7764451051977934 * sd / math.sqrt(5)  # t(0.975, 4)
     assert (d.ci_low, d.ci_high) == (pytest.approx(0.68 - half), pytest.approx(0.68 + half))
     assert d.verdict == "better" and d.n == 5
-    text = sentence("rank 1", d, "test")
-    assert text.startswith("rank 1 beats the reference by +0.68 ± 0.16 Seg Type@AV on test")
+    text = sentence("rank 1", d, "test", label="Segment Type@AV")
+    assert text.startswith("rank 1 beats the reference by +0.68 ± 0.16 Segment Type@AV on test")
     assert "p < 0.001" in text and "5 seeds" in text and "+0.48 to +0.88" in text
 
 
 def test_winner_no_better_says_so():
     # d = [-0.5, 0.4, 0.1]: mean 0, so t = 0 and p = 1.
-    d = paired_difference("seg_type", [1, 2, 3], [64.0, 65.0, 64.5], [64.5, 64.6, 64.4])
+    d = paired_difference("segment_type_at_av", [1, 2, 3], [64.0, 65.0, 64.5], [64.5, 64.6, 64.4])
     assert d.diff_mean == pytest.approx(0.0, abs=1e-12)
     assert d.diff_std == pytest.approx(math.sqrt((0.25 + 0.16 + 0.01) / 2))
     assert d.p_value == pytest.approx(1.0)
     assert d.ci_low < 0 < d.ci_high
     assert d.verdict == "indistinguishable"
-    text = sentence("rank 1", d, "val")
-    assert text.startswith("rank 1 is not distinguishable from the reference on Seg Type@AV on val: +0.00 ± 0.46")
+    text = sentence("rank 1", d, "val", label="Segment Type@AV")
+    assert text.startswith("rank 1 is not distinguishable from the reference on Segment Type@AV on val: +0.00 ± 0.46")
     assert "p = 1.00, 3 seeds" in text
 
 
 def test_a_positive_but_noisy_difference_is_not_distinguishable():
     # d = [1.0, -0.4, 0.9]: mean 0.5 but the interval holds 0.
-    d = paired_difference("ev_a", [1, 2, 3], [60.0, 59.6, 60.9], [59.0, 60.0, 60.0])
+    d = paired_difference("event_audio", [1, 2, 3], [60.0, 59.6, 60.9], [59.0, 60.0, 60.0])
     assert d.diff_mean == pytest.approx(0.5)
     assert d.ci_low < 0 < d.ci_high and d.p_value > 0.05
     assert d.verdict == "indistinguishable"
@@ -102,34 +102,35 @@ def test_a_positive_but_noisy_difference_is_not_distinguishable():
 
 
 def test_worse_winner():
-    d = paired_difference("seg_a", [1, 2, 3, 4], [60.0, 60.1, 59.9, 60.2], [61.0, 61.3, 60.8, 61.1])
+    d = paired_difference("segment_audio", [1, 2, 3, 4], [60.0, 60.1, 59.9, 60.2], [61.0, 61.3, 60.8, 61.1])
     assert d.diff_mean == pytest.approx(-1.0)
     assert d.verdict == "worse" and d.p_value < 0.05 and d.ci_high < 0
-    assert sentence("rank 1", d, "test").startswith("rank 1 is worse than the reference by -1.00 ± ")
+    text = sentence("rank 1", d, "test", label="Segment Audio")
+    assert text.startswith("rank 1 is worse than the reference by -1.00 ± ") and "Segment Audio on test" in text
 
 
 def test_p_value_and_interval_agree_at_five_percent():
     # Same mean difference, growing noise: the verdict flips exactly where the interval reaches 0.
     for spread in (0.1, 0.3, 0.6, 0.9, 1.2, 2.0):
-        d = paired_difference("seg_type", [1, 2, 3, 4], [1.0 + spread, 1.0 - spread, 1.0, 1.0], [0.0] * 4)
+        d = paired_difference("segment_type_at_av", [1, 2, 3, 4], [1.0 + spread, 1.0 - spread, 1.0, 1.0], [0.0] * 4)
         assert (d.p_value < 0.05) == (d.ci_low > 0)
 
 
 def test_one_seed_has_no_interval_and_no_verdict():
-    d = paired_difference("seg_type", [5], [66.0], [65.0])
+    d = paired_difference("segment_type_at_av", [5], [66.0], [65.0])
     assert d.diff_mean == pytest.approx(1.0)
     assert d.diff_std is None and d.ci_low is None and d.p_value is None and d.winner_std is None
     assert d.verdict == "indistinguishable"
-    text = sentence("rank 1", d, "test")
+    text = sentence("rank 1", d, "test", label="Segment Type@AV")
     assert "not distinguishable" in text and "1 seed," in text and "2 or more seeds" in text
     assert d.to_json()["p_value"] is None
 
 
 def test_zero_variance_differences():
-    same = paired_difference("seg_type", [1, 2, 3], [65.0, 65.0, 65.0], [65.0, 65.0, 65.0])
+    same = paired_difference("segment_type_at_av", [1, 2, 3], [65.0, 65.0, 65.0], [65.0, 65.0, 65.0])
     assert (same.diff_std, same.p_value, same.verdict, same.zero_variance) == (0.0, 1.0, "indistinguishable", True)
     # A constant shift with float noise in the differences (65.3 - 64.5 is not exactly 0.8 every time).
-    shifted = paired_difference("seg_type", [1, 2, 3], [65.3, 66.3, 64.3], [64.5, 65.5, 63.5])
+    shifted = paired_difference("segment_type_at_av", [1, 2, 3], [65.3, 66.3, 64.3], [64.5, 65.5, 63.5])
     assert shifted.zero_variance and shifted.diff_std == 0.0
     assert shifted.p_value == 0.0 and shifted.verdict == "better"
     assert shifted.ci_low == shifted.ci_high == pytest.approx(0.8)
@@ -138,17 +139,18 @@ def test_zero_variance_differences():
 
 
 def test_compare_runs_pairs_by_seed_not_by_position():
-    winner = {11: {"seg_type": 65.0, "ev_a": 1.0}, 10: {"seg_type": 66.0, "ev_a": 2.0}}
-    reference = {10: {"seg_type": 65.5, "ev_a": 2.0}, 11: {"seg_type": 64.0, "ev_a": 1.0}}
+    t, e = "segment_type_at_av", "event_audio"
+    winner = {11: {t: 65.0, e: 1.0}, 10: {t: 66.0, e: 2.0}}
+    reference = {10: {t: 65.5, e: 2.0}, 11: {t: 64.0, e: 1.0}}
     out = compare_runs(winner, reference)
-    assert list(out) == ["seg_type", "ev_a"]
-    assert out["seg_type"].seeds == (10, 11)
-    assert out["seg_type"].diff_mean == pytest.approx((0.5 + 1.0) / 2)
-    assert out["ev_a"].diff_mean == 0.0 and out["ev_a"].zero_variance
+    assert list(out) == ["segment_type_at_av", "event_audio"]
+    assert out["segment_type_at_av"].seeds == (10, 11)
+    assert out["segment_type_at_av"].diff_mean == pytest.approx((0.5 + 1.0) / 2)
+    assert out["event_audio"].diff_mean == 0.0 and out["event_audio"].zero_variance
     with pytest.raises(UwavError, match="same seeds"):
         compare_runs(winner, {10: reference[10], 12: reference[11]})
     with pytest.raises(UwavError, match="missing for seed"):
-        compare_runs(winner, reference, metrics=["seg_type", "accuracy"])
+        compare_runs(winner, reference, metrics=["segment_type_at_av", "accuracy"])
 
 
 def test_small_helpers():
@@ -156,6 +158,6 @@ def test_small_helpers():
     assert mean_std([4.0]) == (4.0, None)
     assert format_p(0.0004) == "p < 0.001" and format_p(0.021) == "p = 0.021" and format_p(0.68) == "p = 0.68"
     with pytest.raises(UwavError):
-        paired_difference("seg_type", [1, 2], [1.0, 2.0], [1.0])
+        paired_difference("segment_type_at_av", [1, 2], [1.0, 2.0], [1.0])
     with pytest.raises(UwavError):
         mean_std([float("nan"), 1.0])

@@ -33,6 +33,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from uwav.io import file_sha256
+
 # ---- the LLP audio ground truth, identified by checksum ------------------------------------------
 
 # SHA-256 of the two published versions of AVVP_eval_audio.csv (data-formats.md §2.7): the file in the
@@ -115,23 +117,17 @@ WHOLE_FILE_LIMIT = 16 << 20  # larger sampled files are hashed by their first an
 _CHUNK = 1 << 20
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a whole file."""
-    return _hash(Path(path), None)
-
-
-def _hash(path: Path, limit: int | None) -> str:
-    digest = hashlib.sha256()
+def _sample_hash(path: Path) -> str:
+    """SHA-256 of a sampled file; a large one by its first and last MiB and its size (cost stays bounded)."""
     size = path.stat().st_size
+    if size <= WHOLE_FILE_LIMIT:
+        return file_sha256(path)
+    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        if limit is None or size <= limit:
-            for chunk in iter(lambda: fh.read(_CHUNK), b""):
-                digest.update(chunk)
-        else:
-            digest.update(fh.read(_CHUNK))
-            fh.seek(size - _CHUNK)
-            digest.update(fh.read(_CHUNK))
-            digest.update(str(size).encode())
+        digest.update(fh.read(_CHUNK))
+        fh.seek(size - _CHUNK)
+        digest.update(fh.read(_CHUNK))
+    digest.update(str(size).encode())
     return digest.hexdigest()
 
 
@@ -157,7 +153,7 @@ def folder_fingerprint(folder: str | os.PathLike, sample: int = SAMPLE_FILES) ->
     picked = [entries[i][0] for i in _sample(len(entries), sample)]
     content = hashlib.sha256()
     for name in picked:
-        content.update(f"{name}\t{_hash(folder / name, WHOLE_FILE_LIMIT)}\n".encode())
+        content.update(f"{name}\t{_sample_hash(folder / name)}\n".encode())
     return {"files": len(entries), "bytes": sum(s for _, s in entries), "listing_sha256": listing.hexdigest(),
             "sample_sha256": content.hexdigest(), "sampled": len(picked)}
 

@@ -32,18 +32,6 @@ ALPHA = 1.0 - CONFIDENCE  # the verdict's significance level, tied to the interv
 INTERVAL_METHOD = "Student t on the paired per-seed differences"
 TEST_METHOD = "two-sided paired t-test"
 
-# The paper's names for the flat metric keys (uwav.metrics.METRIC_NAMES, AVE's accuracy).
-METRIC_LABELS = {
-    "seg_a": "Seg Audio", "seg_v": "Seg Visual", "seg_av": "Seg AV", "seg_type": "Seg Type@AV",
-    "seg_event": "Seg Event@AV", "ev_a": "Event Audio", "ev_v": "Event Visual", "ev_av": "Event AV",
-    "ev_type": "Event Type@AV", "ev_event": "Event Event@AV", "accuracy": "Accuracy",
-}
-
-
-def metric_label(key: str) -> str:
-    return METRIC_LABELS.get(key, key)
-
-
 # ---- Student's t distribution ---------------------------------------------------------------------
 
 
@@ -177,7 +165,6 @@ class PairedDifference:
         out = asdict(self)
         out["seeds"] = list(self.seeds)
         out["n"] = self.n
-        out["label"] = metric_label(self.metric)
         if self.t is not None and math.isinf(self.t):
             out["t"] = "inf" if self.t > 0 else "-inf"  # JSON has no infinity
         return out
@@ -260,10 +247,11 @@ def _signed(x: float, digits: int = 2) -> str:
     return f"{x:+.{digits}f}"
 
 
-def sentence(who: str, diff: PairedDifference, split: str, against: str = "the reference") -> str:
-    """The plain verdict, e.g. "rank 1 beats the reference by +0.80 ± 0.30 Seg Type@AV on test
-    (95% CI +0.43 to +1.17, p = 0.021, 5 seeds)"."""
-    label = metric_label(diff.metric)
+def sentence(who: str, diff: PairedDifference, split: str, against: str = "the reference",
+             label: str | None = None) -> str:
+    """The plain verdict, e.g. "rank 1 beats the reference by +0.80 ± 0.30 Segment Type@AV on test
+    (95% CI +0.43 to +1.17, p = 0.021, 5 seeds)"; `label` names the metric (default: its key)."""
+    label = label or diff.metric
     seeds = f"{diff.n} seed{'s' if diff.n != 1 else ''}"
     if diff.diff_std is None:
         return (f"{who} is not distinguishable from {against} on {label} on {split}: {_signed(diff.diff_mean)} "

@@ -12,6 +12,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+from uwav.metrics import TITLES
 from uwav.stats import (
     ALPHA,
     CONFIDENCE,
@@ -21,11 +22,16 @@ from uwav.stats import (
     compare_runs,
     format_p,
     mean_std,
-    metric_label,
     sentence,
 )
 
 SPLITS = ("val", "test")
+
+
+def metric_label(key: str) -> str:
+    """The paper's name of a score ("Segment Type@AV"); AVE's accuracy is "Accuracy" in a sentence."""
+    return "Accuracy" if key == "accuracy" else TITLES.get(key, key)
+
 WIDTH = 120  # console columns
 VERDICT_WORDS = {"better": "better", "worse": "worse", "indistinguishable": "not distinguishable"}
 
@@ -86,7 +92,8 @@ def build_report(configurations: list[Configuration], reference: Configuration |
             report["comparisons"].append({
                 "configuration": c.key, "against": reference.key, "split": split, "seeds": c.seeds(split),
                 "metrics": {m: d.to_json() for m, d in diffs.items()},
-                "sentence": sentence(c.name, diffs[objective], split, reference.name) if objective in diffs else None,
+                "sentence": sentence(c.name, diffs[objective], split, reference.name,
+                                     metric_label(objective)) if objective in diffs else None,
             })
     return report
 
