@@ -86,7 +86,11 @@ def test_eval_cli_public_vectors_shuffled(tmp_path, splits, split, scheme, audio
     assert [round(x, 6) for x in flat(report)] == pytest.approx(expected, abs=1e-9)
     assert report["split"] == split and report["tie_rule"] == "ge"
     assert report["audio_gt_file"] == str(LLP / (audio or "AVVP_eval_audio.csv"))
-    assert f"audio GT: {report['audio_gt_file']}" in result.output
+    # The audio GT is identified by checksum, printed and recorded (issue 14).
+    version = "legacy" if audio else "current"
+    assert report["audio_gt"]["version"] == version and report["audio_gt"]["file"] == report["audio_gt_file"]
+    words = "legacy LLP audio GT" if audio else "current upstream LLP audio GT"
+    assert f"audio GT: {words}" in result.output and report["audio_gt_file"] in result.output
     segment_row = next(line for line in result.output.splitlines() if line.startswith("Segment"))
     assert segment_row.split()[1:] == [f"{x:.2f}" for x in expected[:5]]
 

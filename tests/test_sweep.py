@@ -4,6 +4,8 @@ the test split never loaded, resume after the driver is killed, a trial survivin
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 from sweep_fixtures import tiny_data, write_sweep
 
@@ -136,27 +139,100 @@ def test_mlflow_parent_and_child_runs(finished):
         assert {"loss_total", "val_event_type_at_av", "final_objective", "lr"} <= set(child.data.metrics)
 
 
-def test_best_retrains_with_seeds_and_reports_mean_std(finished):
+def test_best_fresh_seeds_paired_with_a_reference_and_provenance(finished, tmp_path):
+    """Issue 14 on the tiny sweep: fresh seeds, the reference on the same seeds, the paired statistics by
+    hand, provenance in every results file and on every MLflow run."""
     spec, outcome, _ = finished
-    report = finish_best(outcome.experiment_dir, seeds=2, top_k=1, data=tiny_data(include_test=True),
-                         progress=False, echo=lambda *_: None)
-    (result,) = report["results"]
-    base_seed = spec.trial_config(outcome.best_params).seed
-    assert result["seeds"] == [base_seed, base_seed + 1]
-    assert set(result["test"]) == set(METRIC_NAMES)
-    for name in METRIC_NAMES:
-        values = [s[name] for s in result["test_per_seed"]]
-        assert result["test"][name]["mean"] == pytest.approx(np.mean(values))
-        assert result["test"][name]["std"] == pytest.approx(np.std(values, ddof=1))
-    assert "±" in report["text"] and "Type@AV" in report["text"]
-    saved = json.loads((outcome.experiment_dir / "best" / "results.json").read_text())
-    assert saved["results"][0]["test"] == result["test"]
+    ref = yaml.safe_load((spec.path.parent / "base.yaml").read_text())
+    ref["loss"] = {"W": 1.7}  # a configuration no trial ran, so the reference is trained beside the winner
+    (tmp_path / "ref.yaml").write_text(yaml.safe_dump(ref))
+    report = finish_best(outcome.experiment_dir, seeds=2, top_k=1, reference=str(tmp_path / "ref.yaml"),
+                         data=tiny_data(include_test=True), progress=False, echo=lambda *_: None)
+    trial_seeds = {spec.trial_config(r["params"]).seed for r in outcome.leaderboard}
+    assert trial_seeds == {3} and report["seeds"] == [4, 5] and not trial_seeds & set(report["seeds"])
+    best = outcome.experiment_dir / "best"
+    for key in ("rank1", "reference"):
+        for seed in (4, 5):
+            saved = json.loads((best / key / f"seed{seed}" / "metrics.json").read_text())
+            assert saved["seed"] == seed and set(saved["test"]) == set(METRIC_NAMES)
+            prov = saved["provenance"]
+            assert {"code", "versions", "device", "config_sha256", "annotations", "audio_gt", "features",
+                    "generator"} <= set(prov)
+            assert saved["audio_gt"] == prov["audio_gt"] and prov["versions"]["torch"]
+    results = json.loads((best / "results.json").read_text())
+    conf = {c["key"]: c for c in results["configurations"]}
+    assert conf["reference"]["test_seeds"] == conf["rank1"]["test_seeds"] == [4, 5]
+    assert conf["rank1"]["trial_id"] == outcome.best_trial_id
+    assert conf["reference"]["config_sha256"] != conf["rank1"]["config_sha256"]
+    assert {"audio_gt", "provenance", "seeds", "sweep_seeds"} <= set(results)
+    # The paired statistics by hand: two seeds, one degree of freedom (Cauchy: P(|T| > t) = 1 - 2 atan(t) / π).
+    for comp in results["comparisons"]:
+        split = comp["split"]
+        for name in METRIC_NAMES:
+            w = [conf["rank1"][f"{split}_per_seed"][str(s)][name] for s in (4, 5)]
+            r = [conf["reference"][f"{split}_per_seed"][str(s)][name] for s in (4, 5)]
+            d = [a - b for a, b in zip(w, r, strict=True)]
+            mean, sd = (d[0] + d[1]) / 2, abs(d[0] - d[1]) / np.sqrt(2)
+            got = comp["metrics"][name]
+            assert got["diff_mean"] == pytest.approx(mean, abs=1e-9)
+            assert got["winner_mean"] == pytest.approx(np.mean(w)) and got["reference_std"] == pytest.approx(
+                np.std(r, ddof=1))
+            if got["zero_variance"]:
+                continue
+            assert got["diff_std"] == pytest.approx(sd)
+            t = mean / (sd / np.sqrt(2))
+            assert got["p_value"] == pytest.approx(1 - 2 * np.arctan(abs(t)) / np.pi, abs=1e-9)
+            half = 12.706204736174705 * sd / np.sqrt(2)  # t(0.975, 1)
+            assert (got["ci_low"], got["ci_high"]) == (pytest.approx(mean - half), pytest.approx(mean + half))
+            assert got["verdict"] == ("indistinguishable" if got["p_value"] >= 0.05 else
+                                      "better" if mean > 0 else "worse")
+        words = {"better": " beats the reference", "worse": " is worse than the reference",
+                 "indistinguishable": " is not distinguishable from the reference"}
+        assert comp["sentence"].startswith("rank 1" + words[comp["metrics"]["segment_type_at_av"]["verdict"]])
+    assert "Segment Type@AV" in report["text"] and "95% interval" in report["text"]
+
     client = tracking.client(outcome.tracking_uri)
-    run = client.get_run(result["mlflow_run_id"])
-    assert run.info.status == "FINISHED" and run.data.tags["uwav.kind"] == "final"
-    mean = result["test"]["segment_type_at_av"]["mean"]
-    assert run.data.metrics["test_segment_type_at_av_mean"] == pytest.approx(mean)
-    assert len(client.get_metric_history(run.info.run_id, "test_segment_type_at_av")) == 2
+    parent = client.get_run(outcome.parent_run_id)
+    assert parent.data.tags["uwav.provenance.code.source"] in ("git", "installed")
+    assert "provenance.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    trial_hashes = set()
+    for child in tracking.child_runs(outcome.tracking_uri, outcome.parent_run_id):
+        tags = child.data.tags
+        assert tags["uwav.provenance.versions.torch"] and tags["uwav.provenance.audio_gt.version"]
+        trial_hashes.add(tags["uwav.provenance.config_sha256"])
+    assert len(trial_hashes) == len(outcome.leaderboard)  # each trial its own resolved config
+    for key, run_id in results["mlflow_run_ids"].items():
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED" and run.data.tags["uwav.role"] == key
+        assert run.data.tags["uwav.provenance.config_sha256"] == conf[key]["config_sha256"]
+        assert run.data.metrics["test_segment_type_at_av_mean"] == pytest.approx(
+            conf[key]["test"]["segment_type_at_av"]["mean"])
+
+
+def test_finish_section_reevaluates_the_top_trials_on_fresh_seeds(ray_local, tmp_path):
+    """`finish: {top_k: 2, seeds: 2}`: after the search the two best trials are re-trained on val with seeds
+    after the search's, ranked by their mean; `train --best` then takes seeds after those too."""
+    spec = load_sweep(write_sweep(tmp_path, num_samples=3, finish={"top_k": 2, "seeds": 2, "reference": "none"}))
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        outcome = run_sweep(spec, data=tiny_data(include_test=False), verbose=0)
+    lines = err.getvalue().splitlines()
+    summary = json.loads((outcome.experiment_dir / "reevaluation.json").read_text())
+    assert summary["trial_seeds"] == [3] and summary["seeds"] == [4, 5] and summary["trainings"] == 4
+    means = [t["mean"] for t in summary["trials"]]
+    assert means == sorted(means, reverse=True)
+    for t in summary["trials"]:
+        assert t["mean"] == pytest.approx(np.mean(list(t["per_seed"].values())))
+    board = json.loads((outcome.experiment_dir / "leaderboard.json").read_text())
+    assert [r["trial_id"] for r in board[:2]] == [t["trial_id"] for t in summary["trials"]]
+    assert "reeval" in board[0] and "reeval" not in board[2]
+    assert outcome.best_trial_id == board[0]["trial_id"]
+    assert load_config(outcome.best_config_file) == spec.trial_config(board[0]["params"])
+    assert "reeval_mean" in (outcome.experiment_dir / "leaderboard.md").read_text()
+    assert any(line.startswith("re-evaluating the top 2 trials with seeds [4, 5] on val") for line in lines)
+    report = finish_best(outcome.experiment_dir, seeds=2, data=tiny_data(include_test=True), progress=False,
+                         echo=lambda *_: None)
+    assert report["seeds"] == [6, 7] and report["sweep_seeds"]["re-evaluation seeds"] == [4, 5]
+    assert report["reference"] == {"choice": "none"}  # the sweep file's finish.reference
 
 
 def test_cli_errors_are_one_line(finished, tmp_path):

@@ -72,6 +72,7 @@ def eval_cmd(predictions, annotations, split, dataset, class_order, eval_audio, 
     from uwav.data.llp import load_llp_split, load_predictions
     from uwav.io import write_json
     from uwav.metrics import evaluate_ave, evaluate_probabilities, format_ave, format_table
+    from uwav.provenance import audio_gt_identity, describe_audio_gt
 
     if dataset == "ave":
         from uwav.data.ave import check_prediction_classes, load_ave_split
@@ -93,9 +94,11 @@ def eval_cmd(predictions, annotations, split, dataset, class_order, eval_audio, 
     audio, visual, video = load_predictions(predictions, llp.filenames)
     scores = evaluate_probabilities(audio, visual, video, llp.gt_audio, llp.gt_visual, tie_rule=tie_rule)
     click.echo(format_table(scores, title=f"LLP {split} ({len(llp)} videos, tie rule {tie_rule})"))
-    click.echo(f"audio GT: {llp.audio_gt_file}")
+    identity = audio_gt_identity(llp.audio_gt_file)
+    click.echo(describe_audio_gt(identity))
     if json_out:
-        report = {**scores, "split": split, "tie_rule": tie_rule, "audio_gt_file": llp.audio_gt_file}
+        report = {**scores, "split": split, "tie_rule": tie_rule, "audio_gt_file": llp.audio_gt_file,
+                  "audio_gt": identity}
         report["visual_gt_file"] = llp.visual_gt_file
         write_json(json_out, report)
 
@@ -177,14 +180,21 @@ def pseudo(config_file, force, sets) -> None:
 @click.option("--out", "run_dir", type=str, default=None, help="Run folder (default <paths.out>/parser).")
 @click.option("--best", "best_of", type=str, default=None, metavar="SWEEP",
               help="Instead of CONFIG: retrain the best configuration(s) of a finished sweep (its sweep file "
-                   "or folder) with several seeds, evaluate each once on test, report mean ± std.")
+                   "or folder) and a reference with the same fresh seeds, evaluate each run once on test, "
+                   "report mean ± std and the paired difference (95% t interval, paired t-test).")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
-              help="With --best: seeds per configuration (config seed + 0, 1, ...).")
+              help="With --best: seeds per configuration, fresh: the integers after every seed the sweep used "
+                   "(trial and re-evaluation seeds), the same for the winner and the reference.")
+@click.option("--reference", type=str, default=None, metavar="default|paper|FILE|none",
+              help="With --best: the configuration trained beside the winner with the same seeds, for the paired "
+                   "comparison. paper: the base config with the sweep's first points_to_evaluate entry (the "
+                   "paper's settings in sweeps/*.yaml); default: the base config as is (the code's defaults); "
+                   "FILE: a pipeline config; none. [default: the sweep file's finish.reference, else paper]")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --best: how many of the sweep's best configurations to retrain.")
 @_SET
 @user_errors
-def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, top_k, sets) -> None:
+def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, reference, top_k, sets) -> None:
     """Train the HAN parser with the UWAV losses (stage 3); select the best epoch on val Seg Type@AV.
 
     Writes best.pt, last.pt, history.json, metrics.json and, with --test, predictions_test.npz (the
@@ -202,11 +212,14 @@ def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, top_k, se
                             "configuration comes from the sweep and test is always evaluated once")
         from uwav.sweep.finish import finish_best
 
-        report = finish_best(best_of, seeds=seeds, top_k=top_k, echo=click.echo)
-        click.echo(report["text"])
+        report = finish_best(best_of, seeds=seeds, top_k=top_k, reference=reference, echo=click.echo)
         click.echo(f"files: {', '.join(report['files'])}")
         click.echo(f"MLflow: {report['tracking_uri']}")
+        click.echo("")
+        click.echo(report["text"])  # last: the paired table is what the command is for
         return
+    if reference is not None:
+        raise UwavError("--reference is an option of uwav train --best SWEEP")
     if config_file is None:
         raise UwavError("uwav train: give a CONFIG file")
     config = load_config(config_file, _overrides(sets))

@@ -284,13 +284,17 @@ def audio_gt_path(config: Any) -> Path | None:
     return Path(config.paths.annotations) / "AVVP_eval_audio.csv" if config.paths.annotations else None
 
 
-def data_provenance(config: Any, logits_generator_sha256: str | None = None) -> dict[str, Any]:
-    """Annotation checksums, audio GT identity, feature fingerprints and generator checksum of `config`."""
+def data_provenance(config: Any, logits_generator_sha256: str | None = None,
+                    audio_gt_file: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Annotation checksums, audio GT identity, feature fingerprints and generator checksum of `config`.
+
+    `audio_gt_file`: the audio GT file the data were actually loaded with (ParserData.meta), when known.
+    """
     roots = [config.paths.features]
     if config.paths.generator_features and config.paths.generator_features != config.paths.features:
         roots.append(config.paths.generator_features)
     checkpoint = Path(config.generator_checkpoint)
-    gt = audio_gt_path(config)
+    gt = audio_gt_file if audio_gt_file is not None else audio_gt_path(config)
     return {
         "annotations": {str(p): file_sha256(p) for p in annotation_files(config)},
         "audio_gt": dict(NOT_LLP) if getattr(config, "dataset", "llp") != "llp" else audio_gt_identity(gt),
@@ -309,7 +313,8 @@ def run_provenance(config: Any, device: Any = None, data_meta: dict | None = Non
                    data: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole record for one run. `data` reuses a `data_provenance` computed once (a sweep's trials)."""
     if data is None:
-        data = data_provenance(config, (data_meta or {}).get("generator_sha256"))
+        meta = data_meta or {}
+        data = data_provenance(config, meta.get("generator_sha256"), meta.get("audio_gt_file"))
     return {**environment_provenance(device), "config_sha256": config_sha256(config), **data}
 
 

@@ -210,3 +210,19 @@ def log_final(tracking_uri: str, experiment: str, name: str, params: dict[str, A
         raise
     c.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+# ---- provenance (issue 14): tags on every run, the full record as an artifact -------------------------
+
+
+def log_provenance(tracking_uri: str, run_id: str, tags: dict[str, str], record: dict | None = None) -> None:
+    """Set `tags` (uwav.provenance.*, from uwav.provenance.flat_tags) on a run; with `record`, also log
+    it as provenance.json. The tags make runs comparable in the UI; the record holds every file hash."""
+    from mlflow.entities import RunTag
+
+    c = client(tracking_uri)
+    entries = [RunTag(k, _param_value(v)) for k, v in tags.items()]
+    for chunk in _batched(entries, 100):
+        c.log_batch(run_id, tags=chunk)
+    if record is not None:
+        c.log_dict(run_id, record, "provenance.json")

@@ -8,7 +8,8 @@ Files under <out>/parser/ (or the run folder given):
   best.pt           the best epoch's weights (val Seg Type@AV for LLP, val accuracy for AVE; the config's
                     selection rule)
   history.json      per-epoch losses and val metrics
-  metrics.json      best epoch, val metrics, and test metrics when --test was asked
+  metrics.json      best epoch, val metrics, test metrics when --test was asked, the audio GT identity
+                    and the run's provenance (uwav.provenance: code, versions, device, config and data)
   predictions_test.npz   the best model's test probabilities in `uwav eval` format (with --test)
 """
 
@@ -25,12 +26,17 @@ from uwav.classes import class_names
 from uwav.data.dataset import ParserData
 from uwav.fit import EpochReport, Trainer, evaluate_split, fit, objective_name, predict
 from uwav.io import save_npz, write_json
+from uwav.provenance import describe_audio_gt, run_provenance
 from uwav.runtime import resolve_device
 
 
 def run_training(config, data: ParserData, run_dir: Path, evaluate_test: bool, resume: bool = False,
-                 progress: bool = True, on_epoch=None) -> dict:
-    """Train, keep best/last checkpoints in `run_dir`, evaluate the best model on val (and test)."""
+                 progress: bool = True, on_epoch=None, data_provenance: dict | None = None) -> dict:
+    """Train, keep best/last checkpoints in `run_dir`, evaluate the best model on val (and test).
+
+    `data_provenance`: `uwav.provenance.data_provenance` of `data`, when the caller computed it once for
+    several runs (`train --best`); otherwise it is computed here.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     last, best = run_dir / "last.pt", run_dir / "best.pt"
@@ -48,6 +54,7 @@ def run_training(config, data: ParserData, run_dir: Path, evaluate_test: bool, r
 
     result = fit(config, data, on_epoch=checkpoint, resume_state=resume_state, keep_best=True, progress=progress)
     device = resolve_device(config.train.device)
+    provenance = run_provenance(config, device, data.meta, data_provenance)
     summary = {
         "best_epoch": result.best_epoch,
         "val": result.best_val,
@@ -73,6 +80,8 @@ def run_training(config, data: ParserData, run_dir: Path, evaluate_test: bool, r
                  video=probs["video"].astype(np.float32), **extra)
     if config.dataset == "ave":
         summary["class_order"] = config.ave_class_order
+    summary["audio_gt"] = provenance["audio_gt"]
+    summary["provenance"] = provenance
     write_json(run_dir / "metrics.json", summary)
     return summary
 
@@ -84,5 +93,9 @@ def format_summary(summary: dict) -> str:
         lines.append(table(summary["test"], title="test"))
     if summary.get("class_order"):
         lines.append(f"AVE class order: {summary['class_order']}")
-    lines.append(f"audio GT: {summary.get('audio_gt_file')}   tie rule: {summary.get('tie_rule')}")
+    lines.append(f"tie rule: {summary.get('tie_rule')}")
+    if (summary.get("audio_gt") or {}).get("version") == "not LLP":
+        lines.append(f"annotations: {summary.get('audio_gt_file')}")
+    else:
+        lines.append(describe_audio_gt(summary.get("audio_gt")))
     return "\n".join(lines)

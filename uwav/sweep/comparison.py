@@ -47,6 +47,7 @@ class Configuration:
     trial_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # anything else for results.json (run folders, ...)
     nickname: str = ""  # what the reference is, in a sentence: "the paper's settings"
+    same_as: str | None = None  # reference only: the key of the ranked configuration it is identical to
 
     @property
     def name(self) -> str:
@@ -74,9 +75,13 @@ def summarise(per_seed: dict[int, dict[str, float]]) -> dict[str, dict[str, floa
     return out
 
 
-def build_report(configurations: list[Configuration], reference: Configuration | None, objective: str,
+def build_report(configurations: list[Configuration], against: Configuration | None, objective: str,
                  **info: Any) -> dict[str, Any]:
-    """The results.json body. `info` (sweep folder, seed rule, provenance, warnings, ...) is kept as is."""
+    """The results.json body: `configurations` each compared with `against` (the reference runs, or None).
+
+    `info` (sweep folder, seeds, the reference's definition, provenance, warnings, ...) is kept as is.
+    """
+    reference = against
     report: dict[str, Any] = {**info, "objective": objective, "confidence": CONFIDENCE,
                               "interval": INTERVAL_METHOD, "test": TEST_METHOD, "alpha": ALPHA}
     every = [*configurations, *([reference] if reference is not None else [])]
@@ -87,6 +92,12 @@ def build_report(configurations: list[Configuration], reference: Configuration |
     for c in configurations:
         for split in SPLITS:
             if split not in c.scores or split not in reference.scores:
+                continue
+            if c.key == reference.same_as:  # the winner is the reference: one set of runs, no comparison
+                report["comparisons"].append({
+                    "configuration": c.key, "against": reference.key, "split": split, "seeds": c.seeds(split),
+                    "metrics": {}, "sentence": f"{c.name} is {reference.name} itself (the same configuration, "
+                                               f"trained once per seed): nothing to compare on {split}"})
                 continue
             diffs = compare_runs(c.scores[split], reference.scores[split], _metric_order(c.scores[split]))
             report["comparisons"].append({
@@ -147,6 +158,11 @@ def _rows(report: dict, split: str) -> list[tuple[str, list[list[str]], list[str
     for comp in comparisons:
         mine, ref = confs[comp["configuration"]], confs[comp["against"]]
         name = mine["title"].split(" (")[0]
+        if not comp["metrics"]:
+            rows = [["metric", name], *[[metric_label(m), _pm(**v)] for m, v in mine[split].items()]]
+            blocks.append((f"{split}: {mine['title']}, {len(comp['seeds'])} seeds {comp['seeds']}", rows,
+                           [comp["sentence"]]))
+            continue
         head = ["metric", name, "reference", "difference", f"{round(100 * CONFIDENCE)}% interval", "p", "verdict"]
         rows = []
         for m, d in comp["metrics"].items():
@@ -176,7 +192,7 @@ def format_console(report: dict) -> str:
     paired = bool(report["comparisons"])
     for split in SPLITS:
         for title, rows, sentences in _rows(report, split):
-            out += ["", title, *_aligned(rows, paired)]
+            out += ["", title, *_aligned(rows, paired and len(rows[0]) > 2)]
             out += [line for s in sentences for line in textwrap.wrap(s, WIDTH, subsequent_indent="  ")]
     if paired:
         out += ["", *textwrap.wrap(f"interval: {report['interval']}; p: {report['test']}; verdict at the "

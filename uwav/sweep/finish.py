@@ -1,97 +1,246 @@
-"""`uwav train --best`: retrain a finished sweep's best configurations with several seeds, test once each.
+"""`uwav train --best`: the sweep's best configuration(s) and a reference, trained with the same fresh
+seeds, each run tested once, compared seed by seed.
 
-Each run is `uwav.train.run_training` (the same `fit`), evaluated once on test; the report gives
-mean ± std of the ten numbers (AVE: accuracy too) over seeds, on val and on test.
+- Seeds: the next integers after every seed the sweep used, trial and re-evaluation seeds included
+  (uwav.sweep.seeds), so no final number comes from the seed a trial won with.
+- Reference (`--reference`, else the sweep file's `finish.reference`; see REFERENCE_HELP): trained
+  with the same seeds, so each seed gives one paired difference winner - reference (uwav.stats).
+- Each run is `uwav.train.run_training` (the same `fit`, metrics.json with provenance), evaluated once
+  on test. The report (uwav.sweep.comparison) has every configuration's mean ± std of the ten numbers
+  (AVE: accuracy too) on val and test and the paired statistics against the reference.
+
+Writes <sweep>/best/<rank1|...|reference>/seed<s>/ (the runs), <sweep>/best/results.{json,md}, and
+MLflow runs (one per configuration, tagged with provenance).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from uwav import metrics, tracking
-from uwav.config import flat_dict, with_overrides
+from uwav import tracking
+from uwav.config import Config, flat_dict, load_config, with_overrides
 from uwav.data.dataset import load_parser_data
 from uwav.errors import UwavError
+from uwav.fit import objective_name
 from uwav.io import write_json, write_text
-from uwav.sweep.results import sweep_dir_of, top_configs
+from uwav.provenance import (
+    audio_gt_warning,
+    config_sha256,
+    data_provenance,
+    describe_audio_gt,
+    environment_provenance,
+    flat_tags,
+)
+from uwav.runtime import resolve_device
+from uwav.sweep import seeds as seed_rules
+from uwav.sweep.comparison import Configuration, build_report, format_console, format_markdown
+from uwav.sweep.reevaluate import read_summary
+from uwav.sweep.results import LEADERBOARD, sweep_dir_of, top_configs
+from uwav.sweep.spec import REFERENCES, load_sweep
 from uwav.train import run_training
 
+REFERENCE_HELP = ("paper: the base config with the sweep's first points_to_evaluate entry (the paper's settings "
+                  "in sweeps/*.yaml); default: the base config as is (the code's values of every searched key); "
+                  "FILE: a pipeline config; none: no reference")
+# The paths that decide which data a run reads; a reference reading other data is not a paired comparison.
+DATA_PATHS = ("annotations", "features", "layout", "generator_features", "eval_audio", "eval_visual", "out")
 
-def mean_std(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """{metric: {"mean", "std"}}; std is the sample standard deviation (0 for one seed)."""
-    out = {}
-    for k in per_seed[0]:
-        v = np.array([s[k] for s in per_seed], dtype=np.float64)
-        out[k] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+
+def _points(exp_dir: Path, meta: dict) -> list[dict]:
+    """The sweep's points_to_evaluate: from sweep.json, or (older sweeps) from the sweep file it names."""
+    if "points_to_evaluate" in meta:
+        return meta["points_to_evaluate"]
+    source = Path(meta.get("sweep_file", ""))
+    return [dict(p) for p in load_sweep(source).points_to_evaluate] if source.is_file() else []
+
+
+def resolve_reference(choice: str | None, base: Config, exp_dir: Path, meta: dict
+                      ) -> tuple[Config | None, dict[str, Any]]:
+    """(config or None, description for the report) of the reference `choice` (None: the sweep's default)."""
+    points = _points(exp_dir, meta)
+    if choice is None:
+        choice = (meta.get("finish") or {}).get("reference") or ("paper" if points else "default")
+    if choice == "none":
+        return None, {"choice": "none"}
+    if choice == "paper":
+        if not points:
+            raise UwavError(f"{exp_dir}: --reference paper is the sweep's first points_to_evaluate entry, but the "
+                            f"sweep has none; use --reference default, FILE or none")
+        return with_overrides(base, points[0], "--reference paper"), {
+            "choice": "paper", "source": "points_to_evaluate[0] of the sweep, applied to its base config",
+            "params": points[0], "nickname": "the paper's settings"}
+    if choice == "default":
+        return base, {"choice": "default", "source": "the sweep's base config (with its overrides) as is",
+                      "params": {}, "nickname": "the code's defaults"}
+    path = Path(choice)
+    if not path.is_file():
+        raise UwavError(f"--reference {choice}: neither {', '.join(REFERENCES)} nor a config file")
+    return load_config(path), {"choice": "file", "source": str(path.resolve()), "params": {},
+                               "nickname": path.name}
+
+
+def _data_warnings(base: Config, reference: Config) -> list[str]:
+    out = []
+    for key in DATA_PATHS:
+        mine, theirs = getattr(base.paths, key), getattr(reference.paths, key)
+        if key == "out":
+            if base.logits_file != reference.logits_file:
+                out.append(f"warning: the reference reads the logits {reference.logits_file}, the sweep "
+                           f"{base.logits_file} (other pseudo labels: not only the settings differ)")
+        elif mine != theirs:
+            out.append(f"warning: the reference has paths.{key} = {theirs!r}, the sweep {mine!r}; the paired "
+                       f"comparison assumes both read the same data")
+    if base.dataset != reference.dataset:
+        raise UwavError(f"the reference is a {reference.dataset} config, the sweep {base.dataset}")
     return out
 
 
-def format_mean_std(stats: dict[str, dict[str, float]], title: str) -> str:
-    lines = [title]
-    if "accuracy" in stats:  # AVE: segment accuracy first, the F-scores below
-        lines.append(f"{'Accuracy':<8}{stats['accuracy']['mean']:>7.2f} ± {stats['accuracy']['std']:.2f}")
-    lines.append(f"{'':<8}" + "".join(f"{h:>15}" for _, h in metrics.COLUMNS))
-    for level, name in metrics.LEVELS:
-        cells = [f"{stats[f'{level}_{k}']['mean']:.2f} ± {stats[f'{level}_{k}']['std']:.2f}"
-                 for k, _ in metrics.COLUMNS]
-        lines.append(f"{name:<8}" + "".join(f"{c:>15}" for c in cells))
-    return "\n".join(lines)
+def _previous_gt(out_dir: Path) -> dict | None:
+    """The audio GT identity an earlier results.json in `out_dir` recorded (it is about to be replaced)."""
+    old = out_dir / "results.json"
+    if not old.is_file():
+        return None
+    try:
+        return json.loads(old.read_text()).get("audio_gt") or {}
+    except (OSError, ValueError):
+        return None
 
 
-def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, data=None, progress: bool = True,
-                echo=print) -> dict:
-    """Retrain the top-k sweep configurations with `seeds` seeds each (seed = config seed + i) through
-    `uwav.train.run_training`, evaluate each once on test, and report mean ± std of the ten numbers.
-
-    Writes <sweep>/best/rank<k>/seed<s>/ (the runs), <sweep>/best/results.{json,md} and one MLflow run
-    per configuration. `data` (with the test split) is for tests.
+def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, reference: str | None = None, data=None,
+                progress: bool = True, echo: Callable[[str], None] = print) -> dict:
+    """Train the top-k configurations and the reference with `seeds` fresh seeds each, test each run once,
+    and report mean ± std and the paired comparison. `data` (with the test split) is for tests.
     """
     if seeds < 1 or top_k < 1:
         raise UwavError(f"--seeds ({seeds}) and --top-k ({top_k}) must be at least 1")
     exp_dir, meta = sweep_dir_of(source)
     out_dir = exp_dir / "best"
-    results, texts, loaded = [], [], {}
-    for rank, (row, config) in enumerate(top_configs(exp_dir, top_k), 1):
-        if data is None:
-            key = (config.paths.annotations, config.paths.features, config.paths.layout, config.paths.out)
-            if key not in loaded:
-                loaded[key] = load_parser_data(config, include_test=True)
-            rank_data = loaded[key]
+    base = load_config(exp_dir / "base_config.yaml")
+    board = json.loads((exp_dir / f"{LEADERBOARD}.json").read_text())
+    ranked = top_configs(exp_dir, top_k)
+    ref_config, ref_info = resolve_reference(reference, base, exp_dir, meta)
+
+    # Fresh seeds, after every seed the sweep trained with.
+    reeval = read_summary(exp_dir)
+    used = {"trial seeds": sorted(seed_rules.trial_seeds(base, board)),
+            "re-evaluation seeds": sorted((reeval or {}).get("seeds", []))}
+    final_seeds = seed_rules.fresh_seeds([s for group in used.values() for s in group], seeds)
+    seed_line = seed_rules.describe(final_seeds, used)
+    echo(seed_line)
+
+    warnings = _data_warnings(base, ref_config) if ref_config is not None else []
+    loaded: dict[tuple, tuple[Any, dict]] = {}
+
+    def data_for(config: Config):
+        key = (config.dataset, *(getattr(config.paths, k) for k in DATA_PATHS))
+        if key not in loaded:
+            d = data if data is not None else load_parser_data(config, include_test=True)
+            loaded[key] = (d, data_provenance(config, d.meta.get("generator_sha256"), d.meta.get("audio_gt_file")))
+        return loaded[key]
+
+    def train_all(key: str, title: str, config: Config) -> dict[str, dict[int, dict[str, float]]]:
+        d, prov = data_for(config)
+        scores: dict[str, dict[int, dict[str, float]]] = {"val": {}, "test": {}}
+        for i, seed in enumerate(final_seeds, 1):
+            echo(f"{title}, seed {seed} ({i}/{len(final_seeds)})")
+            run = with_overrides(config, {"seed": seed}, "--best")
+            summary = run_training(run, d, out_dir / key / f"seed{seed}", evaluate_test=True, progress=progress,
+                                   data_provenance=prov)
+            scores["val"][seed], scores["test"][seed] = dict(summary["val"]), dict(summary["test"])
+        return scores
+
+    configurations, hashes = [], {}
+    for rank, (row, config) in enumerate(ranked, 1):
+        title = f"rank {rank} (trial {row['trial_id']})"
+        again = row.get("reeval")
+        extra = {"config": flat_dict(config), "config_sha256": config_sha256(config),
+                 "runs": str(out_dir / f"rank{rank}")}
+        if again:
+            extra["reevaluation"] = again
+        configurations.append(Configuration(f"rank{rank}", title, train_all(f"rank{rank}", title, config),
+                                            params=row["params"], trial_id=row["trial_id"], extra=extra))
+        hashes[config_sha256(config)] = configurations[-1]
+
+    ref = None
+    if ref_config is not None:
+        what = ref_info["source"] if ref_info["choice"] == "file" else ref_info["nickname"]
+        title = f"reference: {ref_info['choice']} ({what})"
+        same = hashes.get(config_sha256(ref_config))
+        extra = {"config": flat_dict(ref_config), "config_sha256": config_sha256(ref_config), **ref_info}
+        if same is not None:  # the winner is the reference: its runs are the reference's runs
+            echo(f"{title} is {same.title}: not trained twice")
+            scores, extra["runs"] = same.scores, same.extra["runs"]
         else:
-            rank_data = data
-        per_seed_val, per_seed_test, seed_list = [], [], []
-        for i in range(seeds):
-            cfg = with_overrides(config, {"seed": config.seed + i}, "--best")
-            echo(f"rank {rank} (trial {row['trial_id']}), seed {cfg.seed} ({i + 1}/{seeds})")
-            summary = run_training(cfg, rank_data, out_dir / f"rank{rank}" / f"seed{cfg.seed}",
-                                   evaluate_test=True, progress=progress)
-            per_seed_val.append(summary["val"])
-            per_seed_test.append(summary["test"])
-            seed_list.append(cfg.seed)
-        test_stats, val_stats = mean_std(per_seed_test), mean_std(per_seed_val)
-        title = f"rank {rank} (trial {row['trial_id']}), test, mean ± std over {seeds} seeds {seed_list}"
-        text = format_mean_std(test_stats, title)
-        texts.append(text + "\n" + format_mean_std(val_stats, "val (best epoch of each seed), mean ± std"))
-        result = {"rank": rank, "trial_id": row["trial_id"], "params": row["params"], "seeds": seed_list,
-                  "test": test_stats, "val": val_stats, "test_per_seed": per_seed_test,
-                  "val_per_seed": per_seed_val, "config": flat_dict(config)}
-        results.append(result)
-        rank_json = out_dir / f"rank{rank}" / "results.json"
-        write_json(rank_json, result)
-        summary_metrics = {f"test_{k}_{s}": v[s] for k, v in test_stats.items() for s in ("mean", "std")}
-        summary_metrics.update({f"val_{k}_{s}": v[s] for k, v in val_stats.items() for s in ("mean", "std")})
-        result["mlflow_run_id"] = tracking.log_final(
-            meta["tracking_uri"], meta["experiment"], f"{meta['name']}-best-rank{rank}",
-            {**flat_dict(config), "seeds": seeds, "rank": rank},
-            [{f"test_{k}": v for k, v in s.items()} for s in per_seed_test], summary_metrics,
-            files=(rank_json,), tags={"uwav.sweep_parent": meta.get("parent_run_id", ""),
-                                      "uwav.trial_id": row["trial_id"]})
-    report = {"sweep": str(exp_dir), "seeds": seeds, "top_k": top_k, "results": results,
-              "tracking_uri": meta["tracking_uri"]}
+            scores, extra["runs"] = train_all("reference", title, ref_config), str(out_dir / "reference")
+        ref = Configuration("reference", title, scores, params=ref_info.get("params", {}), extra=extra,
+                            nickname=ref_info.get("nickname", ""), same_as=same.key if same else None)
+
+    # The audio GT the numbers were scored with, and every number they are put beside.
+    ranked_prov = data_for(ranked[0][1])[1]
+    gt = ranked_prov["audio_gt"]
+    if ref_config is not None:
+        ref_gt = data_for(ref_config)[1]["audio_gt"]
+        warnings.append(audio_gt_warning(gt, ref_gt, "the reference"))
+    warnings.append(audio_gt_warning(gt, (meta.get("provenance") or {}).get("audio_gt"), "the sweep's trials"))
+    previous = _previous_gt(out_dir)
+    if previous is not None:
+        warnings.append(audio_gt_warning(gt, previous, f"the earlier {out_dir / 'results.json'} (replaced now)"))
+    warnings = [w for w in warnings if w]
+    for w in warnings:
+        echo(w)
+
+    device = resolve_device(base.train.device)
+    provenance = {**environment_provenance(device), **ranked_prov}
+    objective = objective_name(base)
+    report = build_report(configurations, ref, objective, sweep=str(exp_dir), seeds=final_seeds,
+                          seed_rule=seed_line, sweep_seeds=used, top_k=top_k, reference=ref_info,
+                          audio_gt=gt, warnings=warnings, tracking_uri=meta["tracking_uri"],
+                          provenance=provenance)
+    preamble = [seed_line, "", describe_audio_gt(gt), "",
+                f"code: {provenance['code'].get('git_commit') or provenance['code'].get('version')}"
+                f"{' (uncommitted changes)' if provenance['code'].get('git_dirty') else ''}",
+                *[f"\n{w}" for w in warnings]]
     write_json(out_dir / "results.json", report)
-    write_text(out_dir / "results.md", "\n\n".join(f"```\n{t}\n```" for t in texts) + "\n")
-    report["text"] = "\n\n".join(texts)
+    write_text(out_dir / "results.md", format_markdown(report, preamble))
+    report["mlflow_run_ids"] = _log_mlflow(meta, report, [*configurations, *([ref] if ref else [])],
+                                           out_dir / "results.json", provenance)
+    write_json(out_dir / "results.json", report)
+    report["text"] = format_console(report)
     report["files"] = [str(out_dir / "results.json"), str(out_dir / "results.md")]
     return report
+
+
+def _log_mlflow(meta: dict, report: dict, configurations: list[Configuration], results_file: Path,
+                provenance: dict) -> dict[str, str]:
+    """One run per configuration: per-seed test scores, mean / std, the paired statistics, provenance.
+
+    TODO(issue 13): replace with h13's nested final-run logging (one child per configuration x seed, a
+    summary run) once it is announced in /work/notes/H13_FINAL_API; this is the only call site.
+    """
+    ids = {}
+    by_key = {c["key"]: c for c in report["configurations"]}
+    paired = {c["configuration"]: c for c in report["comparisons"] if c["split"] == "test"}
+    for conf in configurations:
+        if conf.key == "reference" and conf.same_as:
+            continue  # the ranked configuration's run is it
+        stats = by_key[conf.key]
+        summary = {f"{split}_{m}_{k}": v[k] for split in ("val", "test") for m, v in stats[split].items()
+                   for k in ("mean", "std") if v[k] is not None}
+        fields = ("diff_mean", "diff_std", "ci_low", "ci_high", "p_value")
+        for m, d in (paired.get(conf.key) or {}).get("metrics", {}).items():
+            summary.update({f"paired_test_{m}_{k}": d[k] for k in fields if d[k] is not None})
+        per_seed = [{f"test_{m}": v for m, v in conf.scores["test"][s].items()} for s in conf.seeds("test")]
+        prov = {**provenance, "config_sha256": conf.extra["config_sha256"]}
+        tags = {"uwav.sweep_parent": meta.get("parent_run_id", ""), "uwav.role": conf.key,
+                "uwav.seeds": ",".join(map(str, conf.seeds("test"))), **flat_tags(prov)}
+        if conf.trial_id:
+            tags["uwav.trial_id"] = conf.trial_id
+        run_id = tracking.log_final(meta["tracking_uri"], meta["experiment"], f"{meta['name']}-best-{conf.key}",
+                                    {**conf.extra["config"], "seeds": len(conf.seeds("test")), "role": conf.key},
+                                    per_seed, summary, files=(results_file,), tags=tags)
+        tracking.log_provenance(meta["tracking_uri"], run_id, {}, prov)
+        ids[conf.key] = run_id
+    return ids

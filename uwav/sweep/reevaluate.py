@@ -22,7 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from uwav.errors import UwavError
+from uwav.fit import fit
 from uwav.io import write_json
 from uwav.stats import mean_std
 from uwav.sweep.seeds import fresh_seeds, trial_seeds
@@ -34,10 +37,6 @@ REEVAL_FILE = "reevaluation.json"
 
 def train_seed(data, config, metric: str, threads: int) -> dict[str, Any]:
     """One full training on train + val; its best-so-far val `metric` and the best epoch's val scores."""
-    import torch
-
-    from uwav.fit import fit
-
     if "test" in data.splits:
         raise UwavError("re-evaluation was given the test split; it selects on val only")
     torch.set_num_threads(max(1, threads))
@@ -52,7 +51,7 @@ def _job_file(exp_dir: Path, trial_id: str, seed: int) -> Path:
 
 def _run_jobs(spec: SweepSpec, data, jobs: list[tuple[dict, int]], exp_dir: Path, echo: Callable) -> None:
     """Train each (leaderboard row, seed) as a Ray task; write each result as soon as it is back."""
-    import ray
+    import ray  # after uwav.sweep.tuner.start_ray, which sets Ray's environment before its import
 
     task = ray.remote(train_seed).options(num_cpus=spec.cpu, num_gpus=spec.gpu, max_retries=spec.max_failures)
     data_ref = ray.put(data)

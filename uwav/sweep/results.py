@@ -72,11 +72,18 @@ def leaderboard(spec: SweepSpec, grid) -> list[dict]:
 
 def write_leaderboard(exp_dir: Path, board: list[dict]) -> tuple[Path, ...]:
     keys = sorted({k for r in board for k in r["params"]})
-    head = ["rank", "trial_id", "best_objective", "best_epoch", "epochs", "status", *keys]
+    # Rows re-evaluated with extra seeds (the sweep file's finish:) come first, ranked by that mean.
+    reeval = any("reeval" in r for r in board)
+    head = ["rank", "trial_id", "best_objective", *(["reeval_mean", "reeval_std"] if reeval else []),
+            "best_epoch", "epochs", "status", *keys]
     lines = []
     for i, r in enumerate(board, 1):
         obj = r["best_objective"]
-        lines.append([i, r["trial_id"], "" if obj is None else f"{obj:.2f}", r["best_epoch"], r["epochs"],
+        cells = []
+        if reeval:
+            again = r.get("reeval") or {}
+            cells = [_fmt2(again.get("mean")), _fmt2(again.get("std"))]
+        lines.append([i, r["trial_id"], _fmt2(obj), *cells, r["best_epoch"], r["epochs"],
                       r["status"], *[_fmt(r["params"].get(k)) for k in keys]])
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([head, *lines])
@@ -89,6 +96,10 @@ def write_leaderboard(exp_dir: Path, board: list[dict]) -> tuple[Path, ...]:
     return paths
 
 
+def _fmt2(v: float | None) -> str:
+    return "" if v is None else f"{v:.2f}"
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -97,6 +108,11 @@ def _fmt(v: Any) -> str:
 
 def format_outcome(outcome: SweepOutcome, metric: str = "segment_type_at_av") -> str:
     lines = [f"best trial {outcome.best_trial_id}: val {metric} {outcome.best_objective:.2f} (best-so-far)"]
+    again = outcome.leaderboard[0].get("reeval") if outcome.leaderboard else None
+    if again:  # chosen on the mean over fresh seeds (finish: in the sweep file), not on the search's one seed
+        lines[0] = (f"best trial {outcome.best_trial_id}: val {metric} {again['mean']:.2f} ± {again['std'] or 0:.2f} "
+                    f"over {len(again['seeds'])} fresh seeds {again['seeds']} (its search run: "
+                    f"{outcome.best_objective:.2f})")
     lines += [f"  {k} = {_fmt(v)}" for k, v in outcome.best_params.items()]
     lines.append(f"best config: {outcome.best_config_file}")
     stopped = sum(r["stopped_early"] for r in outcome.leaderboard)

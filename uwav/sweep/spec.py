@@ -25,7 +25,8 @@ from uwav.metrics import AVE_METRIC_NAMES, METRIC_NAMES, OBJECTIVES, canonical_n
 PARAM_TYPES = ("uniform", "loguniform", "int", "choice")
 TIME_ATTRS = ("epoch", "training_iteration")
 TOP_KEYS = ("name", "base", "overrides", "objective", "space", "points_to_evaluate", "search", "scheduler",
-            "resources", "trials", "storage", "mlflow")
+            "resources", "trials", "storage", "mlflow", "finish")
+REFERENCES = ("paper", "default", "none")  # or a pipeline config file (see FinishSettings.reference)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,26 @@ class AshaSettings:
 
 
 @dataclass(frozen=True)
+class FinishSettings:
+    """The sweep file's `finish:` section: choosing the winner on several seeds, and the reference.
+
+    top_k: after the search, re-train the top_k trials with `seeds` fresh seeds each on val and rank them
+        by the mean (uwav.sweep.reevaluate); 0 (the default) keeps the search's single-seed ranking.
+    reference: what `uwav train --best` compares the winner with unless --reference says otherwise:
+        paper   = the base config with the first points_to_evaluate entry (the paper's settings by the
+                  convention of sweeps/*.yaml); the default when the sweep has points_to_evaluate
+        default = the base config (with the sweep's overrides) as is: the code's values of every searched
+                  key; the default without points_to_evaluate
+        none    = no reference
+        a path  = a pipeline config file (relative to the sweep file; stored absolute)
+    """
+
+    top_k: int = 0
+    seeds: int = 3
+    reference: str = "paper"
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     path: Path  # the sweep file
     name: str
@@ -109,6 +130,7 @@ class SweepSpec:
     storage_path: Path = Path("runs/sweeps")  # absolute after loading
     tracking_uri: str = ""
     experiment: str = ""
+    finish: FinishSettings = field(default_factory=FinishSettings)
 
     @property
     def experiment_dir(self) -> Path:
@@ -385,11 +407,35 @@ def load_sweep(path: str | Path) -> SweepSpec:
     tracking_uri = (ml.get("tracking_uri", str, "") or os.environ.get("MLFLOW_TRACKING_URI", "")
                     or f"sqlite:///{storage / 'mlflow.db'}")
     experiment = ml.get("experiment", str, "") or f"uwav-{name}"
+    finish = _finish(where, path, raw.get("finish"), points, num_samples)
 
     return SweepSpec(path=path.resolve(), name=name, base_path=base_path, base=base, space=space,
                      metric=metric, search=search, points_to_evaluate=points, asha=asha, cpu=cpu, gpu=gpu,
                      num_samples=num_samples, max_concurrent=max_concurrent, max_failures=max_failures,
-                     storage_path=storage, tracking_uri=tracking_uri, experiment=experiment)
+                     storage_path=storage, tracking_uri=tracking_uri, experiment=experiment, finish=finish)
+
+
+def _finish(where: str, path: Path, raw: Any, points: tuple[dict, ...], num_samples: int) -> FinishSettings:
+    fin = _Section(where, "finish", raw, ("top_k", "seeds", "reference"))
+    top_k = fin.get("top_k", int, 0, lo=0)
+    if top_k > num_samples:
+        raise UwavError(f"{where}: finish.top_k ({top_k}) exceeds trials.num_samples ({num_samples})")
+    if "seeds" in fin.raw and top_k == 0:
+        raise UwavError(f"{where}: finish.seeds is set but finish.top_k is 0, so nothing is re-evaluated; "
+                        f"set finish.top_k (e.g. 3) or drop finish.seeds")
+    seeds = fin.get("seeds", int, 3, lo=1)
+    reference = fin.get("reference", str, "paper" if points else "default")
+    if reference == "paper" and not points:
+        raise UwavError(f"{where}: finish.reference is paper, the first points_to_evaluate entry, but the sweep "
+                        f"has no points_to_evaluate; give one, or use default, none or a config file")
+    if reference not in REFERENCES:
+        file = (path.parent / reference).resolve()
+        if not file.is_file():
+            raise UwavError(f"{where}: finish.reference: {reference!r} is neither {', '.join(REFERENCES)} nor a "
+                            f"config file ({file} not found)")
+        load_config(file)  # validated now, not after the search
+        reference = str(file)
+    return FinishSettings(top_k=top_k, seeds=seeds, reference=reference)
 
 
 def spec_summary(spec: SweepSpec) -> dict[str, Any]:
@@ -403,4 +449,5 @@ def spec_summary(spec: SweepSpec) -> dict[str, Any]:
     out.update({f"search.{k}": v for k, v in dataclasses.asdict(spec.search).items()})
     out.update({f"scheduler.{k}": v for k, v in dataclasses.asdict(spec.asha).items()})
     out.update({f"space.{p.key}": p.describe() for p in spec.space})
+    out.update({f"finish.{k}": v for k, v in dataclasses.asdict(spec.finish).items()})
     return out

@@ -10,6 +10,7 @@ from ray.tune import Callback
 
 from uwav import tracking
 from uwav.config import Config, flat_dict, with_overrides
+from uwav.provenance import config_sha256, flat_tags
 
 
 class SweepTracker(Callback):
@@ -20,9 +21,12 @@ class SweepTracker(Callback):
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, base: Config,
-                 searched: tuple[str, ...]):
+                 searched: tuple[str, ...], provenance: dict | None = None):
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
         self.base, self.searched = base, tuple(searched)
+        # The sweep's provenance (uwav.provenance.run_provenance on the driver); each trial's run gets it
+        # as tags, with its own config hash.
+        self.provenance = dict(provenance or {})
         self._client = None
         self._runs: dict[str, str] = {}
         self._last_step: dict[str, int] = {}
@@ -54,11 +58,13 @@ class SweepTracker(Callback):
             run_id = run.info.run_id
             self._last_step[tid] = int(run.data.metrics.get("epoch", 0))
         else:
+            config = self.trial_config(trial)
+            provenance = flat_tags({**self.provenance, "config_sha256": config_sha256(config)})
             run = self.mlflow.create_run(self.experiment_id, run_name=str(trial), tags={
                 tracking.PARENT_TAG: self.parent_run_id, tracking.TRIAL_TAG: tid, "uwav.kind": "trial",
-                "uwav.searched": ",".join(self.searched)})
+                "uwav.searched": ",".join(self.searched), **provenance})
             run_id = run.info.run_id
-            tracking.log_params(self.mlflow, run_id, flat_dict(self.trial_config(trial)))
+            tracking.log_params(self.mlflow, run_id, flat_dict(config))
             self._last_step[tid] = 0
         self._runs[tid] = run_id
         return run_id

@@ -8,6 +8,8 @@ leaderboard (uwav.sweep.results). `uwav train --best` is uwav.sweep.finish.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import secrets
 import sys
@@ -21,6 +23,8 @@ from uwav.config import dump_yaml
 from uwav.data.dataset import load_parser_data
 from uwav.errors import UwavError
 from uwav.io import write_json, write_text
+from uwav.provenance import flat_tags, run_provenance
+from uwav.sweep.reevaluate import reevaluate, rerank
 from uwav.sweep.repair import repair_lost_checkpoints
 from uwav.sweep.results import BEST_FILE, META_FILE, SweepOutcome, leaderboard, write_leaderboard
 from uwav.sweep.spec import SweepSpec, spec_summary
@@ -70,6 +74,24 @@ def start_ray(address: str | None, num_cpus: int | None = None, data_bytes: int 
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
                  object_store_memory=store, log_to_driver=False)
     return True
+
+
+def _first_provenance(meta_file: Path, provenance: dict) -> dict | None:
+    """The record a resumed sweep started with (kept: its trials ran under it), or None for a new sweep.
+
+    Says so when the code is not the commit the sweep started with, since later trials may then differ.
+    """
+    if not meta_file.is_file():
+        return None
+    before = json.loads(meta_file.read_text()).get("provenance")
+    if not before:
+        return None
+    old, new = before.get("code") or {}, provenance["code"]
+    if (old.get("git_commit"), old.get("version")) != (new.get("git_commit"), new.get("version")):
+        was, now = old.get("git_commit") or old.get("version"), new.get("git_commit") or new.get("version")
+        print(f"uwav sweep --resume: warning: the sweep started with code {was}, this run is {now} (the sweep "
+              f"keeps its first provenance)", file=sys.stderr)
+    return before
 
 
 def _tuner_parts(spec: SweepSpec, data, trainable):
@@ -141,9 +163,19 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         spec.tracking_uri, spec.experiment, exp_dir, spec.name, spec_summary(spec),
         quality_file=Path(spec.base.logits_file).parent / "quality.json",
         files=(exp_dir / "sweep.yaml", exp_dir / "base_config.yaml"))
+    # Where the sweep's numbers come from; the trials' devices are the workers' (resources below).
+    provenance = run_provenance(spec.base, "cuda" if spec.gpu > 0 else "cpu", data.meta)
+    provenance["resources"] = {"cpu": spec.cpu, "gpu": spec.gpu}
+    first = _first_provenance(exp_dir / META_FILE, provenance) if resume else None
+    if first is None:
+        tracking.log_provenance(spec.tracking_uri, parent, flat_tags(provenance), provenance)
+    else:
+        provenance = first
     write_json(exp_dir / META_FILE, {"name": spec.name, "sweep_file": str(spec.path), "metric": spec.metric,
                                      "tracking_uri": spec.tracking_uri, "experiment": spec.experiment,
-                                     "experiment_id": exp_id, "parent_run_id": parent})
+                                     "experiment_id": exp_id, "parent_run_id": parent,
+                                     "points_to_evaluate": [dict(p) for p in spec.points_to_evaluate],
+                                     "finish": dataclasses.asdict(spec.finish), "provenance": provenance})
     fn = _tuner_parts(spec, data, trainable)
     try:
         if resume:
@@ -151,7 +183,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
                 print(f"uwav sweep --resume: {line}", file=sys.stderr)
             tuner = tune.Tuner.restore(str(exp_dir), trainable=fn, resume_unfinished=True, resume_errored=True)
         else:
-            callback = SweepTracker(spec.tracking_uri, exp_id, parent, spec.base, spec.keys)
+            callback = SweepTracker(spec.tracking_uri, exp_id, parent, spec.base, spec.keys, provenance)
             tuner = _new_tuner(spec, fn, callback, verbose)
         grid = tuner.fit()
         board = leaderboard(spec, grid)
@@ -159,6 +191,11 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         done = [r for r in board if r["status"] != "error" and r["best_objective"] is not None]
         if not done:
             raise UwavError(f"{spec.path}: no trial finished an epoch; see the trial errors in {exp_dir}")
+        if finished and spec.finish.top_k:
+            # The winner on several fresh seeds (val only): after the whole search, never on a partial one.
+            summary = reevaluate(spec, board, data, exp_dir, echo=lambda line: print(line, file=sys.stderr))
+            board = rerank(board, summary)
+            done = [r for r in board if r["status"] != "error" and r["best_objective"] is not None]
         best = done[0]
         best_file = exp_dir / BEST_FILE
         write_text(best_file, dump_yaml(spec.trial_config(best["params"])))
