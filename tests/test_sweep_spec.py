@@ -114,10 +114,27 @@ def test_pairs_of_searched_keys_are_checked_together(tmp_path):
     ({"points_to_evaluate": [{"loss.alpha": 1.0}]}, "points_to_evaluate[0].loss.alpha is not a searched key"),
     ({"points_to_evaluate": "paper"}, "points_to_evaluate must be a list"),
     ({"storage": {"path": "s3://bucket/sweeps"}}, "storage.path 's3://bucket/sweeps' is a URI"),
+    ({"finish": {"top_k": 9}}, "finish.top_k (9) exceeds trials.num_samples (4)"),
+    ({"finish": {"top_k": -1}}, "finish.top_k must be >= 0"),
+    ({"finish": {"seeds": 3}}, "finish.seeds is set but finish.top_k is 0"),
+    ({"finish": {"top_k": 2, "seeds": 0}}, "finish.seeds must be >= 1"),
+    ({"finish": {"reference": "nope.yaml"}}, "finish.reference: 'nope.yaml' is neither paper, default, none"),
+    ({"finish": {"reference": "paper"}, "points_to_evaluate": None}, "finish.reference is paper"),
+    ({"finish": {"colour": 1}}, "unknown key finish.colour"),
 ])
 def test_bad_settings(tmp_path, changes, expected):
     path = edit(write_sweep(tmp_path), **changes)
     assert expected in error(path)
+
+
+def test_finish_section(tmp_path):
+    spec = load_sweep(write_sweep(tmp_path))
+    assert (spec.finish.top_k, spec.finish.reference) == (0, "paper")  # no re-evaluation by default
+    path = edit(write_sweep(tmp_path), finish={"top_k": 2, "seeds": 5, "reference": "base.yaml"})
+    finish = load_sweep(path).finish
+    assert (finish.top_k, finish.seeds) == (2, 5)
+    assert finish.reference == str((tmp_path / "base.yaml").resolve())  # relative to the sweep file
+    assert load_sweep(edit(path, points_to_evaluate=None, finish=None)).finish.reference == "default"
 
 
 def test_grace_period_must_cover_the_warmup(tmp_path):
@@ -150,10 +167,12 @@ def test_shipped_sweep_files_are_valid(name):
     paper = spec.trial_config(spec.points_to_evaluate[0])
     assert paper.pseudo.temperature == 1.0 and paper.pseudo.offset_audio == 0.0
     assert spec.asha.grace_period >= spec.base.train.warmup_epochs
+    assert spec.finish.reference == "paper"  # train --best compares the winner with the paper's settings
     if name == "demo":
         assert spec.num_samples >= 12 and spec.cpu == 1 and spec.max_concurrent == 2
     else:
         assert spec.gpu == 0.25 and spec.asha.max_t == spec.base.train.epochs
+        assert spec.finish.top_k >= 2 and spec.finish.seeds >= 2  # the winner is a mean over seeds
         keys = set(spec.keys)
         for key in ("pseudo.offset_audio", "pseudo.offset_visual", "pseudo.temperature", "loss.W",
                     "loss.alpha", "train.lr_max"):

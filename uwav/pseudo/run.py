@@ -19,6 +19,7 @@ from uwav.data.logits import THRESHOLDS_META, logits_for_split, open_logits, thr
 from uwav.errors import UwavError
 from uwav.io import save_npy, write_json
 from uwav.metrics import ave_accuracy, ave_segment_labels
+from uwav.provenance import NOT_LLP, audio_gt_identity
 from uwav.pseudo.generate import SPLITS, cache_is_current, generate_logits, generator_features_root, text_embeddings
 from uwav.pseudo.quality import CLAP_ZERO_SHOT_SCALE, CLIP_ZERO_SHOT_SCALE, pseudo_quality, zero_shot_scores
 from uwav.pseudo.targets import hard_labels
@@ -89,6 +90,8 @@ def run_pseudo(config, force: bool = False, progress: bool = True) -> dict:
         "threshold_fit": fit,
         "zero_shot_thresholds": config.pseudo.zero_shot_thresholds,
         "audio_gt_file": annotation_files(config),
+        # θ is fitted on val, which both published audio GT files score alike; recorded all the same.
+        "audio_gt": audio_gt_identity(annotation_files(config)) if config.dataset == "llp" else dict(NOT_LLP),
         "thresholds": {src: {"audio": [float(x) for x in th[0]], "visual": [float(x) for x in th[1]]}
                        for src, th in theta.items()},
         "infinite_thresholds": {"audio": int(np.isneginf(theta["generator"][0]).sum()),
