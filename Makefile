@@ -5,9 +5,6 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 TORCH   := torch==2.13.0
-export MLFLOW_DISABLE_TELEMETRY := true
-export RAY_USAGE_STATS_ENABLED  := 0
-export HF_HUB_OFFLINE           := 1
 
 .PHONY: demo test bench lint install clean-demo
 

@@ -74,7 +74,8 @@ def loop_evaluate(
     filenames, audio_prob, visual_prob, video_prob, audio_rows, visual_rows
 ) -> dict[str, float]:
     cls = {name: i for i, name in enumerate(LLP_CLASSES)}
-    per = {k: [] for k in ("seg_a", "seg_v", "seg_av", "seg_event", "ev_a", "ev_v", "ev_av", "ev_event")}
+    per = {f"{level}_{col}": [] for level in ("segment", "event")
+           for col in ("audio", "visual", "audio_visual", "event_at_av")}
     for i, name in enumerate(filenames):
         gate = video_prob[i] >= 0.5
         so_a = ((audio_prob[i] >= 0.5) & gate).T.astype(int)  # 25 x 10 like the reference
@@ -84,15 +85,16 @@ def loop_evaluate(
             for _name, onset, offset, label in (r for r in rows if r[0] == name):  # the per-video filter
                 gt[cls[label], int(float(onset)) : int(float(offset))] = 1
         so_av, gt_av = so_a * so_v, gt_a * gt_v
-        for level, counts in (("seg", seg_counts), ("ev", event_counts)):
+        for level, counts in (("segment", seg_counts), ("event", event_counts)):
             ca, cv, cav = counts(so_a, gt_a), counts(so_v, gt_v), counts(so_av, gt_av)
-            per[f"{level}_a"].append(f_from_counts(*ca))
-            per[f"{level}_v"].append(f_from_counts(*cv))
-            per[f"{level}_av"].append(f_from_counts(*cav))
-            per[f"{level}_event"].append(f_from_counts(*(x + y for x, y in zip(ca, cv, strict=True))))
+            per[f"{level}_audio"].append(f_from_counts(*ca))
+            per[f"{level}_visual"].append(f_from_counts(*cv))
+            per[f"{level}_audio_visual"].append(f_from_counts(*cav))
+            per[f"{level}_event_at_av"].append(f_from_counts(*(x + y for x, y in zip(ca, cv, strict=True))))
     scores = {k: 100 * float(np.mean(v)) for k, v in per.items()}
-    for level in ("seg", "ev"):
-        scores[f"{level}_type"] = (scores[f"{level}_a"] + scores[f"{level}_v"] + scores[f"{level}_av"]) / 3
+    for level in ("segment", "event"):
+        scores[f"{level}_type_at_av"] = (scores[f"{level}_audio"] + scores[f"{level}_visual"]
+                                         + scores[f"{level}_audio_visual"]) / 3
     return {k: scores[k] for k in METRIC_NAMES}
 
 

@@ -62,7 +62,7 @@ def trial(rank: int, args: argparse.Namespace, barrier, results) -> None:
     import torch
 
     from uwav.config import config_from_dict
-    from uwav.train import Trainer
+    from uwav.fit import Trainer
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)

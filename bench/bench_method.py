@@ -36,10 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from uwav.config import config_from_dict, with_overrides  # noqa: E402
 from uwav.data.dataset import load_parser_data  # noqa: E402
-from uwav.generate import run_pseudo  # noqa: E402
+from uwav.fit import evaluate_split, fit
 from uwav.metrics import METRIC_NAMES  # noqa: E402
 from uwav.pretrain import pretrain  # noqa: E402
-from uwav.train import evaluate_split, fit, resolve_device  # noqa: E402
+from uwav.pseudo.run import run_pseudo  # noqa: E402
+from uwav.runtime import resolve_device  # noqa: E402
 
 ABLATIONS = {  # method.md §8 switches that give the rows of Table 4
     "Binary (hard labels)": {"loss.segment_target": "hard", "loss.reweight": False, "loss.mixup": False},
@@ -60,7 +61,7 @@ def header(first: str) -> str:
 
 def print_seed_spread(results: dict[str, list[dict]]) -> None:
     """Mean ± std (ddof 1) over seeds, and the paired per-seed difference from the Soft row."""
-    keys = (("Seg Type", "seg_type"), ("Ev Type", "ev_type"))
+    keys = (("Seg Type", "segment_type_at_av"), ("Ev Type", "event_type_at_av"))
     print(f"\n{'config':<34}" + "".join(f"{k + ' mean ± std':>20}{'− Soft, paired':>20}" for k, _ in keys)
           + "   per seed (Seg Type)")
     soft = results["Soft"]
@@ -70,7 +71,7 @@ def print_seed_spread(results: dict[str, list[dict]]) -> None:
             vals = np.array([r["test"][metric] for r in runs])
             diff = vals - np.array([r["test"][metric] for r in soft])
             line += f"{vals.mean():12.2f} ± {vals.std(ddof=1):5.2f}{diff.mean():12.2f} ± {diff.std(ddof=1):5.2f}"
-        print(line + "   " + " ".join(f"{r['test']['seg_type']:.2f}" for r in runs))
+        print(line + "   " + " ".join(f"{r['test']['segment_type_at_av']:.2f}" for r in runs))
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline_fixture import prepare  # noqa: E402
 
 from uwav.config import load_config, with_overrides  # noqa: E402
-from uwav.train import fit  # noqa: E402
+from uwav.fit import fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,9 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from uwav.config import GeneratorConfig  # noqa: E402
 from uwav.data.unav import num_seconds, read_unav_json  # noqa: E402
 from uwav.losses import pretrain_loss  # noqa: E402
-from uwav.models.generator import Generator, GeneratorConfig  # noqa: E402
+from uwav.models.generator import Generator  # noqa: E402
 from uwav.pretrain import batch_tensors, length_batches  # noqa: E402
 
 UNAV_JSON = Path(__file__).resolve().parents[2] / "shared" / "data" / "unav100" / "unav100_annotations.json"
@@ -92,7 +93,7 @@ def main() -> None:
 
     # Same batch, same weights, dropout off: identical loss whether padded to 60 or to the batch's longest.
     torch.manual_seed(0)
-    check = Generator(GeneratorConfig(**{**cfg.__dict__, "dropout": 0.0})).eval()
+    check = Generator(GeneratorConfig(**{**vars(cfg), "dropout": 0.0})).eval()
     idx = np.argsort(pool)[: args.batch_size // 2]
     with torch.no_grad():
         loss = {}

@@ -30,8 +30,8 @@ import optuna  # noqa: E402
 from pipeline_fixture import prepare  # noqa: E402
 
 from uwav.config import with_overrides  # noqa: E402
+from uwav.fit import fit  # noqa: E402
 from uwav.sweep.spec import load_sweep  # noqa: E402
-from uwav.train import fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

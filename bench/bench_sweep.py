@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 from uwav.data.dataset import ParserData, SplitArrays
-from uwav.pseudo import fit_thresholds
+from uwav.pseudo import fit_all_thresholds
 
 C, T, DA, DV = 25, 10, 128, 2560  # LLP classes, segments; VGGish and ResNet-152 ++ R(2+1)D widths
 
@@ -47,11 +47,8 @@ def make_data(videos: int) -> ParserData:
     rng = np.random.default_rng(0)
     splits = {"train": synthetic(videos, "train", rng), "val": synthetic(max(64, videos // 5), "val", rng)}
     val = splits["val"]
-    data = ParserData(splits=splits, meta={"audio_gt_file": "synthetic"})
-    for mode in ("classwise", "classagnostic"):
-        data.thresholds[mode] = {m: fit_thresholds(getattr(val, f"logits_{m}"), val.weak,
-                                                   getattr(val, f"gt_{m}"), mode) for m in ("audio", "visual")}
-    return data
+    thresholds = fit_all_thresholds(val.logits_audio, val.logits_visual, val.weak, val.gt_audio, val.gt_visual)
+    return ParserData(splits=splits, thresholds=thresholds, meta={"audio_gt_file": "synthetic", "threshold_fit": "f1"})
 
 
 def write_spec(tmp: Path, name: str, epochs: int, trials: int, concurrent: int):
@@ -78,7 +75,7 @@ def memory_trial(log: Path):
     def trial(params, **kwargs):
         import os
 
-        from uwav import train
+        from uwav import fit as train
         from uwav.sweep.trainable import sweep_trial
 
         original = train.Trainer.run_epoch
@@ -119,8 +116,8 @@ def main() -> None:
     import ray
     import torch
 
-    from uwav.sweep.run import ray_environment, run_sweep
-    from uwav.train import fit
+    from uwav.fit import fit
+    from uwav.sweep.tuner import ray_environment, run_sweep
 
     data = make_data(args.videos)
     mb = data.nbytes() / 2**20

@@ -35,9 +35,10 @@ from uwav.config import config_from_dict  # noqa: E402
 from uwav.data.dataset import ParserData, SplitArrays  # noqa: E402
 from uwav.data.features import parser_inputs  # noqa: E402
 from uwav.data.llp import load_llp_split  # noqa: E402
+from uwav.fit import Trainer, build_parser, evaluate_split  # noqa: E402
 from uwav.metrics import evaluate_probabilities  # noqa: E402
-from uwav.pseudo import fit_thresholds  # noqa: E402
-from uwav.train import Trainer, build_parser, evaluate_split  # noqa: E402
+from uwav.models.han import HAN  # noqa: E402
+from uwav.pseudo import batch_targets, fit_all_thresholds  # noqa: E402
 
 LLP_TRAIN_VIDEOS = 10_000
 PAPER = {"d_model": 512, "layers": 5, "heads": 16, "ff": 2048, "dropout": 0.1}
@@ -83,48 +84,17 @@ class PerVideoDataset(torch.utils.data.Dataset):
         weak = self.weak[i]
         targets = []
         for m in ("a", "v"):
-            z = np.load(self.root / f"{m}_segmentwise_logits" / f"{vid}.npy")
-            th = np.where(np.isneginf(self.theta[m]), z.min(axis=0) - 1.0, self.theta[m])
-            targets.append((1.0 / (1.0 + np.exp(-(z - th) / self.tau)) * weak).astype(np.float32))
+            z = torch.from_numpy(np.load(self.root / f"{m}_segmentwise_logits" / f"{vid}.npy"))[None]
+            soft, _ = batch_targets(z, torch.from_numpy(self.theta[m]), torch.from_numpy(weak)[None], self.tau)
+            targets.append(soft[0].numpy())  # the −∞ θ of one video: its own class minimum − 1, as the code
         return audio, visual, weak, targets[0], targets[1]
 
 
-class PlainHANLayer(torch.nn.Module):
-    """HAN's layer as usually written: nn.MultiheadAttention, nn.Dropout, one call per stream.
-
-    Same parameter names as uwav's HANLayer, so it loads the same weights.
-    """
-
-    def __init__(self, d_model: int, heads: int, ff: int, dropout: float):
-        super().__init__()
-        nn = torch.nn
-        self.cross_attn = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
-        self.self_attn = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
-        self.linear1, self.linear2 = nn.Linear(d_model, ff), nn.Linear(ff, d_model)
-        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.drop_cross, self.drop_self = nn.Dropout(dropout), nn.Dropout(dropout)
-        self.drop_ff_inner, self.drop_ff_out = nn.Dropout(dropout), nn.Dropout(dropout)
-
-    def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        cross = self.cross_attn(q, k, k, need_weights=False)[0]
-        own = self.self_attn(q, q, q, need_weights=False)[0]
-        z = self.norm1(q + self.drop_cross(cross) + self.drop_self(own))
-        ffn = self.linear2(self.drop_ff_inner(torch.relu(self.linear1(z))))
-        return self.norm2(z + self.drop_ff_out(ffn))
-
-    def forward_pair(self, a: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a = self(a, v)
-        return a, self(v, a)
-
-
-def plain_han(model: torch.nn.Module) -> torch.nn.Module:
-    """The baseline model: uwav's HAN with every layer swapped for `PlainHANLayer`, same weights."""
-    cfg = model.config
-    for i, layer in enumerate(model.layers):
-        plain = PlainHANLayer(cfg.d_model, cfg.heads, cfg.ff, cfg.dropout)
-        plain.load_state_dict(layer.state_dict())
-        model.layers[i] = plain
-    return model
+def plain_han(model: HAN) -> HAN:
+    """The baseline model: the same HAN with the plain layer (uwav.models.han.HANLayer), same weights."""
+    plain = HAN(model.config, **model.dims, layer_impl="plain")
+    plain.load_state_dict(model.state_dict())
+    return plain
 
 
 def sync(device: torch.device) -> None:
@@ -283,9 +253,9 @@ def main() -> None:
                                 visual=visual, gt_audio=ann[s].gt_audio, gt_visual=ann[s].gt_visual,
                                 logits_audio=z["a"], logits_visual=z["v"])
     val = splits["val"]
-    theta = {m: fit_thresholds(getattr(val, f"logits_{m}"), val.weak, getattr(val, f"gt_{m}"))
-             for m in ("audio", "visual")}
-    data = ParserData(splits=splits, thresholds={"classwise": theta})
+    thresholds = fit_all_thresholds(val.logits_audio, val.logits_visual, val.weak, val.gt_audio, val.gt_visual)
+    theta = thresholds["classwise"]
+    data = ParserData(splits=splits, thresholds=thresholds, meta={"threshold_fit": "f1"})
     base = {"paths": {"annotations": "-", "features": "-"}, "parser": parser_cfg,
             "train": {"device": device.type, "batch_size": args.batch_size}}
 
@@ -295,7 +265,7 @@ def main() -> None:
     tuned = keep_freed_memory()
     config = config_from_dict(base)
     torch.manual_seed(0)
-    model = plain_han(build_parser(config, data)).to(device)
+    model = plain_han(build_parser(config, data, torch.device("cpu"))).to(device)
     theta_ab = {"a": theta["audio"], "v": theta["visual"]}
     trainers = {p: Trainer(config_from_dict({**base, "train": {**base["train"], "precision": p}}), data, device)
                 for p in ("fp32", "bf16")}

@@ -9,8 +9,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from uwav.config import config_from_dict, to_dict  # noqa: E402
 from uwav.data.dataset import load_parser_data  # noqa: E402
-from uwav.generate import run_pseudo  # noqa: E402
 from uwav.pretrain import pretrain  # noqa: E402
+from uwav.pseudo.run import run_pseudo  # noqa: E402
 
 
 def prepare(data_dir: Path, work: Path, base_config, include_test: bool = False):

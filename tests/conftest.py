@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import yaml
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+from uwav._env import quiet_library_defaults
+
+# Tests call the library directly, not through the CLI entry point that applies these.
+quiet_library_defaults()
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -55,8 +55,8 @@ def tiny_dataset(tmp_path_factory) -> Path:
 def tiny_pipeline(tiny_dataset, tmp_path_factory) -> Path:
     """Config file of a tiny pipeline whose generator is pre-trained and whose logits are cached."""
     from uwav.config import load_config
-    from uwav.generate import run_pseudo
     from uwav.pretrain import pretrain
+    from uwav.pseudo.run import run_pseudo
 
     out = tmp_path_factory.mktemp("pipeline")
     path = out / "config.yaml"

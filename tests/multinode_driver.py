@@ -34,7 +34,7 @@ def parking_trial(params, **kwargs):
     import ray
     from ray import tune
 
-    from uwav import train
+    from uwav import fit as train
     from uwav.sweep.trainable import sweep_trial
 
     work = Path(os.environ["UWAV_MULTINODE_DIR"])
@@ -90,8 +90,8 @@ def main(work: Path) -> None:
     from ray.cluster_utils import Cluster
     from sweep_fixtures import tiny_data, write_sweep
 
-    from uwav.sweep.run import run_sweep
     from uwav.sweep.spec import load_sweep
+    from uwav.sweep.tuner import run_sweep
 
     store = 100 << 20
     # Fast failure detection: the GCS declares a silent raylet dead after ~1.5 s instead of ~30 s.

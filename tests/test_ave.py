@@ -342,11 +342,12 @@ def test_pseudo_on_ave_reports_accuracy_and_class_order(ave_config):
 
 
 def test_train_and_eval_on_ave(ave_config, tmp_path):
-    from uwav.train import OBJECTIVE, objective_name
+    from uwav.fit import objective_name
+    from uwav.metrics import OBJECTIVES
 
     config = load_config(ave_config)
-    assert objective_name(config) == "accuracy" and OBJECTIVE == "seg_type"
-    assert objective_name(with_overrides(config, {"dataset": "llp"})) == "seg_type"
+    assert objective_name(config) == "accuracy" and OBJECTIVES["llp"] == "segment_type_at_av"
+    assert objective_name(with_overrides(config, {"dataset": "llp"})) == "segment_type_at_av"
     run = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", str(ave_config), "--test", "--out", str(run)])
     assert result.exit_code == 0, result.output
@@ -364,7 +365,7 @@ def test_train_and_eval_on_ave(ave_config, tmp_path):
     assert result.exit_code == 0, result.output
     scored = json.loads(out.read_text())
     assert scored["accuracy"] == pytest.approx(summary["test"]["accuracy"], abs=1e-4)
-    assert scored["segment"]["type"] == pytest.approx(summary["test"]["seg_type"], abs=1e-4)
+    assert scored["segment_type_at_av"] == pytest.approx(summary["test"]["segment_type_at_av"], abs=1e-4)
     assert scored["class_order"] == "dataset"
     result = CliRunner().invoke(main, [*args, "--class-order", "alphabetical"])
     assert result.exit_code == 2 and "holds the dataset order" in result.output
@@ -373,7 +374,7 @@ def test_train_and_eval_on_ave(ave_config, tmp_path):
 @pytest.mark.parametrize("target", ["soft", "round"])
 def test_ave_mixup_target_variants_train(ave_config, target):
     from uwav.data.dataset import load_parser_data
-    from uwav.train import fit
+    from uwav.fit import fit
 
     config = with_overrides(load_config(ave_config), {"loss.mixup_target": target, "train.epochs": 1})
     data = load_parser_data(config, include_test=False)

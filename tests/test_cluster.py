@@ -22,8 +22,8 @@ from uwav import tracking
 from uwav.cli import main
 from uwav.cluster import validate_cluster
 from uwav.errors import UwavError
+from uwav.fit import fit
 from uwav.sweep.spec import load_sweep
-from uwav.train import fit
 
 GPU_YAML = Path(__file__).resolve().parents[1] / "cluster" / "gpu.yaml"
 GOOD = yaml.safe_load(GPU_YAML.read_text())
@@ -252,7 +252,7 @@ def test_sweep_over_two_nodes_survives_losing_one(tmp_path):
     assert {c.info.status for c in children} == {"FINISHED"}
     client = tracking.client(out["tracking_uri"])
     for child in children:
-        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_seg_type")]
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_segment_type_at_av")]
         assert steps == [1, 2, 3, 4], (child.data.tags[tracking.TRIAL_TAG], steps)
         assert ("uwav.restarts" in child.data.tags) == (child.data.tags[tracking.TRIAL_TAG] == removed["trial_id"])
     running = client.search_runs([children[0].info.experiment_id], filter_string="attributes.status = 'RUNNING'")

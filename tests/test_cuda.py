@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from uwav.config import load_config, with_overrides
+from uwav.config import ParserConfig, load_config, with_overrides
 from uwav.data.dataset import load_parser_data
+from uwav.fit import Trainer, predict
 from uwav.models.attention import Attention
 from uwav.models.dropout import FastDropout
-from uwav.models.han import HAN, HANConfig
-from uwav.train import Trainer, predict
+from uwav.models.han import HAN
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -60,8 +60,9 @@ def test_fast_dropout_off_the_cpu_is_unbiased_dropout():
 def test_a_cpu_trained_parser_predicts_the_same_on_the_gpu(setup):
     config, data = setup
     torch.manual_seed(0)
-    model = HAN(HANConfig(audio_dim=data.split("train").audio.shape[-1],
-                          visual_dim=data.split("train").visual.shape[-1], d_model=32, layers=2, heads=2, ff=64))
+    train = data.split("train")
+    model = HAN(ParserConfig(d_model=32, layers=2, heads=2, ff=64), audio_dim=train.audio.shape[-1],
+                visual_dim=train.visual.shape[-1])
     val = data.split("val")
     cpu = predict(model, val, torch.device("cpu"))
     gpu = predict(model.to(CUDA), val, CUDA)

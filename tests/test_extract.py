@@ -230,7 +230,7 @@ def test_weights_are_required_unless_random(assets):
 def test_extract_layout_manifest_and_resume(assets, extractor, tmp_path):
     from uwav.data.features import load_text_embeddings, load_uwav_segments
     from uwav.extract.run import extract
-    from uwav.generate import file_sha256
+    from uwav.io import file_sha256
 
     videos = tmp_path / "videos"
     videos.mkdir()

@@ -22,27 +22,16 @@ def tree(tmp_path_factory):
     return root, ids
 
 
-def test_han_loader_shapes_and_res152_mean(tree):
-    root, ids = tree
-    feats = F.load_han(root, ids)
-    assert feats["vggish"].shape == (5, 10, 128)
-    assert feats["res152"].shape == (5, 10, 2048)
-    assert feats["r2plus1d_18"].shape == (5, 10, 512)
-    for arr in feats.values():
-        assert arr.dtype == np.float32 and arr.flags.c_contiguous
-    raw = np.load(root / "feats/res152" / f"{ids[2]}.npy")
-    np.testing.assert_allclose(feats["res152"][2], raw.reshape(10, 8, 2048).mean(1), rtol=1e-6)
-    np.testing.assert_array_equal(feats["vggish"][4], np.load(root / "feats/vggish" / f"{ids[4]}.npy"))
-
-
 def test_parser_inputs_han_and_uwav(tree):
     root, ids = tree
     audio, visual = F.parser_inputs(root, "han", ids)
-    han = F.load_han(root, ids)
     assert audio.shape == (5, 10, 128) and visual.shape == (5, 10, 2560)
-    np.testing.assert_array_equal(audio, han["vggish"])
-    np.testing.assert_array_equal(visual[:, :, :2048], han["res152"])
-    np.testing.assert_array_equal(visual[:, :, 2048:], han["r2plus1d_18"])
+    for arr in (audio, visual):
+        assert arr.dtype == np.float32 and arr.flags.c_contiguous
+    raw = np.load(root / "feats/res152" / f"{ids[2]}.npy")
+    np.testing.assert_allclose(visual[2, :, :2048], raw.reshape(10, 8, 2048).mean(1), rtol=1e-6)
+    np.testing.assert_array_equal(visual[3, :, 2048:], np.load(root / "feats/r2plus1d_18" / f"{ids[3]}.npy"))
+    np.testing.assert_array_equal(audio[4], np.load(root / "feats/vggish" / f"{ids[4]}.npy"))
     audio, visual = F.parser_inputs(root, "uwav", ids)
     assert audio.shape == (5, 10, 512) and visual.shape == (5, 10, 768)
     np.testing.assert_array_equal(visual[1], np.load(root / "feats_CLIP/segment_feats" / f"{ids[1]}.npy"))
@@ -50,16 +39,14 @@ def test_parser_inputs_han_and_uwav(tree):
         F.parser_inputs(root, "valor", ids)
 
 
-def test_valor_loader_with_and_without_pseudo_labels(tree):
+def test_valor_layout_scans_clean_with_its_pseudo_labels(tree):
     root, ids = tree
-    feats = F.load_valor(root, ids)
-    assert feats["clip"].shape == (5, 10, 768) and feats["clap"].shape == (5, 64, 768)
-    assert feats["clip_pseudo"].shape == (5, 10, 25) and feats["clip_pseudo"].dtype == np.float32
-    assert set(np.unique(feats["clap_pseudo"])) <= {0.0, 1.0}
+    for spec in (*F.SPECS["valor"].values(), *F.VALOR_PSEUDO.values()):
+        result = F.scan(root, spec, ids)
+        assert result.checked == 5 and not result.problems, spec.folder
+    assert F.scan(root, F.SPECS["valor"]["clap"], ids).first_shape == (64, 768)
     raw = np.load(root / "CLAP/segment_pseudo_labels" / f"{ids[0]}.npy")
-    assert raw.dtype == np.int64
-    np.testing.assert_array_equal(feats["clap_pseudo"][0], raw)
-    assert "clip_pseudo" not in F.load_valor(root, ids, pseudo_labels=False)
+    assert raw.dtype == np.int64 and set(np.unique(raw)) <= {0, 1}
 
 
 def test_text_embeddings(tree):
@@ -144,7 +131,7 @@ def test_float64_and_fortran_files_are_cast_exactly(uwav_tree):
 def test_missing_folder_and_length_inference(uwav_tree, tmp_path):
     root, ids = uwav_tree
     with pytest.raises(UwavError, match="feats/vggish: folder not found"):
-        F.load_han(root, ids)
+        F.parser_inputs(root, "han", ids)
     assert F.load_uwav_segments(root, ids, length=None)["clap"].shape == (3, 10, 512)
     with pytest.raises(UwavError, match=r"found shape \(10, 768\), expected \(12, 768\)"):
         F.load_uwav_segments(root, ids, length=12)

@@ -63,9 +63,10 @@ def test_empty_gt_empty_pred_scores_one_and_any_pred_scores_zero():
     pred = zeros()
     pred[0, 3, 7] = True
     per = M.per_video_scores(pred, zeros(), zeros(), zeros())
-    assert per["seg_a"].tolist() == [0.0] and per["ev_a"].tolist() == [0.0]
-    assert per["seg_v"].tolist() == [1.0] and per["seg_av"].tolist() == [1.0]  # AND is still empty
-    assert per["seg_event"].tolist() == [0.0]
+    assert per["segment_audio"].tolist() == [0.0] and per["event_audio"].tolist() == [0.0]
+    # AND is still empty
+    assert per["segment_visual"].tolist() == [1.0] and per["segment_audio_visual"].tolist() == [1.0]
+    assert per["segment_event_at_av"].tolist() == [0.0]
 
 
 def test_perfect_prediction_scores_100():
@@ -75,16 +76,16 @@ def test_perfect_prediction_scores_100():
     scores = M.llp_scores(gt_a, gt_v, gt_a, gt_v)
     assert all(v == 100.0 for v in scores.values())
     noisy = gt_a ^ (rng.random(gt_a.shape) < 0.05)
-    assert M.llp_scores(noisy, gt_v, gt_a, gt_v)["seg_a"] < 100.0
+    assert M.llp_scores(noisy, gt_v, gt_a, gt_v)["segment_audio"] < 100.0
 
 
 def test_event_at_av_pools_counts_per_class():
     gt = zeros()
     gt[0, :, 0] = True
     per = M.per_video_scores(gt, zeros(), gt, gt)  # audio perfect (TP=10), visual all missed (FN=10)
-    assert per["seg_a"][0] == 1.0 and per["seg_v"][0] == 0.0
-    assert per["seg_event"][0] == pytest.approx(20 / 30)  # not the mean 0.5
-    assert per["ev_event"][0] == pytest.approx(2 / 3)  # events: TP=1, FN=1
+    assert per["segment_audio"][0] == 1.0 and per["segment_visual"][0] == 0.0
+    assert per["segment_event_at_av"][0] == pytest.approx(20 / 30)  # not the mean 0.5
+    assert per["event_event_at_av"][0] == pytest.approx(2 / 3)  # events: TP=1, FN=1
 
 
 def test_active_classes_only_and_f_value():
@@ -93,8 +94,8 @@ def test_active_classes_only_and_f_value():
     pred[0, 2:6, 2] = True  # TP 2, FP 2, FN 2 -> F = 0.5
     pred[0, 0:10, 5] = True  # a wrong class: F = 0
     per = M.per_video_scores(pred, zeros(), gt, zeros())
-    assert per["seg_a"][0] == pytest.approx((0.5 + 0.0) / 2)
-    assert per["ev_a"][0] == pytest.approx(0.0)  # [2,6) vs [0,4): IoU 2/6 < 0.5, class 5 unmatched
+    assert per["segment_audio"][0] == pytest.approx((0.5 + 0.0) / 2)
+    assert per["event_audio"][0] == pytest.approx(0.0)  # [2,6) vs [0,4): IoU 2/6 < 0.5, class 5 unmatched
 
 
 def test_iou_exactly_half_matches_and_just_below_does_not():
@@ -121,8 +122,8 @@ def test_touching_degenerate_reversed_and_orphan_rows(tmp_path):
     pred = zeros(2)
     pred[0, :, 3] = True  # one 0..10 Dog event; unmerged GT [0,2) would be missed (IoU 0.2)
     per = M.per_video_scores(pred, zeros(2), gt, zeros(2))
-    assert per["ev_a"].tolist() == [1.0, 1.0]  # video B: nothing predicted, nothing in GT -> 1.0
-    assert per["seg_a"].tolist() == [1.0, 1.0]
+    assert per["event_audio"].tolist() == [1.0, 1.0]  # video B: nothing predicted, nothing in GT -> 1.0
+    assert per["segment_audio"].tolist() == [1.0, 1.0]
 
 
 def test_tie_rule_on_exact_half():
@@ -148,10 +149,9 @@ def test_video_gate_threshold_is_unclamped():
 
 def test_reporting_helpers():
     scores = dict(zip(M.METRIC_NAMES, np.arange(10) + 0.123456, strict=True))
-    nest = M.nested(scores)
-    assert list(nest) == ["segment", "event"]
-    assert list(nest["segment"]) == ["audio", "visual", "audio_visual", "type", "event"]
-    assert nest["event"]["audio_visual"] == scores["ev_av"] and nest["segment"]["type"] == scores["seg_type"]
+    assert M.METRIC_NAMES[:5] == ("segment_audio", "segment_visual", "segment_audio_visual", "segment_type_at_av",
+                                  "segment_event_at_av")
+    assert M.TITLES["event_type_at_av"] == "Event Type@AV" and M.canonical_name("seg_type") == "segment_type_at_av"
     table = M.format_table(scores, title="T")
     lines = table.splitlines()
     assert lines[0] == "T" and lines[1].split() == ["Audio", "Visual", "AV", "Type@AV", "Event@AV"]
@@ -186,11 +186,11 @@ def test_unav_seg_av_ignores_padding():
         gt = labels[i, :L][None]
         seg.append(M.f_from_counts(*M.segment_counts(pred, gt))[0])
         ev.append(M.f_from_counts(*(x for x in ref_event_counts(pred[0].T, gt[0].T)))[()])
-    assert got["seg_av"] == pytest.approx(100 * np.mean(seg), abs=1e-12)
-    assert got["ev_av"] == pytest.approx(100 * np.mean(ev), abs=1e-12)
-    assert set(got) == {"seg_av", "ev_av"}
+    assert got["segment_audio_visual"] == pytest.approx(100 * np.mean(seg), abs=1e-12)
+    assert got["event_audio_visual"] == pytest.approx(100 * np.mean(ev), abs=1e-12)
+    assert set(got) == {"segment_audio_visual", "event_audio_visual"}
     perfect = M.unav_seg_av(np.where(labels, 9.0, -9.0), np.full((n, t, c), 9.0), labels, lengths)
-    assert perfect == {"seg_av": 100.0, "ev_av": 100.0}
+    assert perfect == {"segment_audio_visual": 100.0, "event_audio_visual": 100.0}
     with pytest.raises(UwavError, match="lengths"):
         M.unav_seg_av(z_a, z_v, labels, lengths + 1)
 
@@ -284,3 +284,13 @@ def test_f_rule_properties(pg):
     np.testing.assert_array_equal(tp + fn, n_runs(gt))
     # identical rows: event F is 1 as well
     assert (M.f_from_counts(*M.event_counts(gt, gt)) == 1.0).all()
+
+
+def test_scores_keep_answering_to_their_legacy_short_names():
+    scores = M.evaluate_probabilities(np.full((1, 10, 25), 0.9), np.full((1, 10, 25), 0.1), np.full((1, 25), 0.9),
+                                      np.ones((1, 10, 25), bool), np.zeros((1, 10, 25), bool))
+    assert list(scores) == list(M.METRIC_NAMES)  # serialised under the current names only
+    assert scores["seg_a"] == scores["segment_audio"] == 100.0 and "ev_type" in scores
+    assert scores.get("seg_v") == scores["segment_visual"] and scores.get("nope", -1) == -1
+    with pytest.raises(KeyError):
+        scores["seg_nope"]

@@ -2,11 +2,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from uwav.config import GeneratorConfig, ParserConfig
 from uwav.errors import UwavError
-from uwav.models import HAN, Generator, GeneratorConfig, HANConfig, padding_attention_mask
+from uwav.models import HAN, Generator, padding_attention_mask
 
-SMALL_GEN = GeneratorConfig(audio_dim=6, visual_dim=10, hidden=16, layers=2, heads=4, ff=32, dropout=0.3)
-SMALL_HAN = HANConfig(audio_dim=6, visual_dim=10, d_model=16, layers=2, heads=4, ff=32, num_classes=5)
+A_DIM, V_DIM, CLASSES = 6, 10, 5
+SMALL_GEN = GeneratorConfig(hidden=16, layers=2, heads=4, ff=32, dropout=0.3)
+SMALL_HAN = ParserConfig(d_model=16, layers=2, heads=4, ff=32, dropout=0.1)
+
+
+def small_gen() -> Generator:
+    return Generator(SMALL_GEN, audio_dim=A_DIM, visual_dim=V_DIM)
+
+
+def small_han(layer_impl: str = "fast", **section) -> HAN:
+    config = ParserConfig(**{**vars(SMALL_HAN), **section})
+    return HAN(config, audio_dim=A_DIM, visual_dim=V_DIM, num_classes=CLASSES, layer_impl=layer_impl)
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -16,10 +27,10 @@ def n_params(module: torch.nn.Module) -> int:
 def gen_inputs(b: int = 2, t: int = 7, c: int = 5, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     return (
-        torch.randn(b, t, SMALL_GEN.audio_dim, generator=g),
-        torch.randn(b, t, SMALL_GEN.visual_dim, generator=g),
-        torch.randn(c, SMALL_GEN.audio_dim, generator=g),
-        torch.randn(c, SMALL_GEN.visual_dim, generator=g),
+        torch.randn(b, t, A_DIM, generator=g),
+        torch.randn(b, t, V_DIM, generator=g),
+        torch.randn(c, A_DIM, generator=g),
+        torch.randn(c, V_DIM, generator=g),
     )
 
 
@@ -29,14 +40,17 @@ def test_generator_param_count_matches_method():
 
 def test_han_param_count_paper_config():
     # method §9.1: 23,023,691 including 2,048 parameters of two unused final norms we do not create.
-    assert n_params(HAN(HANConfig())) == 23_023_691 - 2_048
+    assert n_params(HAN(ParserConfig())) == 23_023_691 - 2_048
+    assert n_params(HAN(ParserConfig(), layer_impl="fast")) == 23_023_691 - 2_048
 
 
 def test_han_linear_audio_projection_is_single_linear():
-    mlp, lin = HAN(HANConfig(audio_projection="mlp")), HAN(HANConfig(audio_projection="linear"))
+    mlp, lin = HAN(ParserConfig(audio_projection="mlp")), HAN(ParserConfig(audio_projection="linear"))
     assert n_params(mlp) - n_params(lin) == (128 * 1024 + 1024 + 1024 * 512 + 512) - (128 * 512 + 512)
     with pytest.raises(UwavError):
-        HAN(HANConfig(audio_projection="conv"))
+        HAN(ParserConfig(audio_projection="conv"))
+    with pytest.raises(UwavError, match="layer_impl"):
+        HAN(ParserConfig(), layer_impl="auto")  # resolved by the caller, who knows the device
 
 
 def test_padding_mask_blocks_query_or_key_padding():
@@ -54,7 +68,7 @@ def test_padding_mask_blocks_query_or_key_padding():
 
 def test_generator_shapes_and_label_space_swap():
     torch.manual_seed(0)
-    gen = Generator(SMALL_GEN).eval()
+    gen = small_gen().eval()
     clap, clip, ta, tv = gen_inputs(c=5)
     z_a, z_v = gen(clap, clip, ta, tv)
     assert z_a.shape == z_v.shape == (2, 7, 5)
@@ -65,7 +79,7 @@ def test_generator_shapes_and_label_space_swap():
 
 def test_generator_logits_are_scaled_inner_product_with_normalised_text():
     torch.manual_seed(0)
-    gen = Generator(SMALL_GEN).eval()
+    gen = small_gen().eval()
     clap, clip, ta, tv = gen_inputs()
     with torch.no_grad():
         z_a, z_v = gen(clap, clip, ta, tv)
@@ -84,7 +98,7 @@ def test_generator_logits_are_scaled_inner_product_with_normalised_text():
 @pytest.mark.parametrize("grad", [False, True])
 def test_generator_padding_does_not_change_valid_outputs(grad):
     torch.manual_seed(0)
-    gen = Generator(SMALL_GEN).eval()
+    gen = small_gen().eval()
     clap, clip, ta, tv = gen_inputs(b=1, t=7)
     g = torch.Generator().manual_seed(1)
     # A second video of full length 12 in the same batch; the first is padded from 7 to 12 with junk.
@@ -105,7 +119,7 @@ def test_generator_padding_does_not_change_valid_outputs(grad):
 
 def test_generator_padding_gradients_are_finite():
     torch.manual_seed(0)
-    gen = Generator(SMALL_GEN).train()
+    gen = small_gen().train()
     clap, clip, ta, tv = gen_inputs(b=2, t=6)
     valid = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
     z_a, z_v = gen(clap, clip, ta, tv, valid=valid)
@@ -117,7 +131,7 @@ def test_generator_is_deterministic_under_seed():
     outs = []
     for _ in range(2):
         torch.manual_seed(123)
-        gen = Generator(SMALL_GEN).train()  # dropout active, drawn from the seeded global RNG
+        gen = small_gen().train()  # dropout active, drawn from the seeded global RNG
         clap, clip, ta, tv = gen_inputs()
         outs.append(gen(clap, clip, ta, tv)[0])
     torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
@@ -125,14 +139,12 @@ def test_generator_is_deterministic_under_seed():
 
 def han_inputs(b: int = 3, t: int = 10, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(b, t, SMALL_HAN.audio_dim, generator=g), torch.randn(
-        b, t, SMALL_HAN.visual_dim, generator=g
-    )
+    return torch.randn(b, t, A_DIM, generator=g), torch.randn(b, t, V_DIM, generator=g)
 
 
 def test_han_shapes_and_video_prob_range():
     torch.manual_seed(0)
-    han = HAN(SMALL_HAN).eval()
+    han = small_han().eval()
     audio, visual = han_inputs()
     out = han(audio, visual)
     assert out.video_prob.shape == (3, 5)
@@ -144,7 +156,7 @@ def test_han_shapes_and_video_prob_range():
 
 def test_han_mmil_pooling_matches_formula():
     torch.manual_seed(0)
-    han = HAN(SMALL_HAN).eval()
+    han = small_han().eval()
     audio, visual = han_inputs(b=2)
     with torch.no_grad():
         out = han(audio, visual)
@@ -165,7 +177,7 @@ def test_han_mmil_pooling_matches_formula():
 
 def test_han_sequential_update_with_shared_layers():
     torch.manual_seed(0)
-    han = HAN(SMALL_HAN).eval()
+    han = small_han().eval()
     audio, visual = han_inputs(b=2)
     with torch.no_grad():
         out = han(audio, visual)
@@ -180,7 +192,7 @@ def test_han_sequential_update_with_shared_layers():
 
 def test_han_layer_formula_against_torch_multihead_attention():
     torch.manual_seed(0)
-    layer = HAN(SMALL_HAN).eval().layers[0]
+    layer = small_han().eval().layers[0]
     # The reference attention: torch's own module, loaded with the layer's weights (same names).
     ref = {}
     for name in ("cross_attn", "self_attn"):
@@ -259,8 +271,7 @@ def test_short_row_softmax_gradcheck():
 def test_han_training_gradients_match_unbatched_streams():
     """forward_pair (both streams' self-attention in one batch) trains exactly like L(a, v) then L(v, a')."""
     torch.manual_seed(0)
-    han = HAN(HANConfig(audio_dim=6, visual_dim=10, d_model=16, layers=2, heads=4, ff=32, num_classes=5,
-                        dropout=0.0)).train()
+    han = small_han(dropout=0.0).train()
     audio, visual = han_inputs(b=3)
 
     def loss_of(out):
@@ -282,8 +293,7 @@ def test_han_backward_never_rebuilds_a_tensor_modified_through_a_view(dropout):
     """An in-place op on a view (e.g. ReLU on a Linear's 3-D output) puts a CopySlices node in the graph,
     whose backward clones and copies the whole base tensor: it must not appear in HAN's training graph."""
     torch.manual_seed(0)
-    han = HAN(HANConfig(audio_dim=6, visual_dim=10, d_model=16, layers=2, heads=4, ff=32, num_classes=5,
-                        dropout=dropout)).train()
+    han = small_han(dropout=dropout).train()
     out = han(*han_inputs(b=3))
     loss = out.video_prob.sum() + out.seg_logits_a.sum() + out.seg_logits_v.sum()
     seen, stack, names = set(), [loss.grad_fn], set()
@@ -297,13 +307,49 @@ def test_han_backward_never_rebuilds_a_tensor_modified_through_a_view(dropout):
     assert "CopySlices" not in names and "AddmmBackward0" in names
 
 
-def test_han_is_deterministic_under_seed():
+@pytest.mark.parametrize("impl", ["plain", "fast"])
+def test_han_is_deterministic_under_seed(impl):
     outs = []
     for _ in range(2):
         torch.manual_seed(7)
-        han = HAN(SMALL_HAN).train()
+        han = small_han(impl).train()
         outs.append(han(*han_inputs()).video_prob)
     torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+
+
+def test_plain_and_fast_han_share_parameters_and_seeded_initialisation():
+    """The CPU-tuned layer is the plain one rearranged: same state_dict names, shapes and seeded values."""
+    torch.manual_seed(11)
+    plain = small_han("plain")
+    torch.manual_seed(11)
+    fast = small_han("fast")
+    sp, sf = plain.state_dict(), fast.state_dict()
+    assert list(sp) == list(sf)
+    for name in sp:
+        assert torch.equal(sp[name], sf[name]), name
+    assert isinstance(plain.layers[0].self_attn, torch.nn.MultiheadAttention)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_plain_and_fast_han_compute_the_same_outputs_and_gradients(train):
+    """Dropout off (eval, or p = 0 in training): the two implementations are one function."""
+    torch.manual_seed(0)
+    plain = small_han("plain", dropout=0.0)
+    fast = small_han("fast", dropout=0.0)
+    fast.load_state_dict(plain.state_dict())
+    plain.train(train), fast.train(train)
+    audio, visual = han_inputs(b=3)
+
+    def loss_of(out):
+        return out.video_prob.sum() + out.seg_logits_a.square().mean() + out.seg_logits_v.abs().mean()
+
+    out_p, out_f = plain(audio, visual), fast(audio, visual)
+    for a, b in zip(out_p, out_f, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    grads_p = torch.autograd.grad(loss_of(out_p), list(plain.parameters()))
+    grads_f = torch.autograd.grad(loss_of(out_f), list(fast.parameters()))
+    for (name, _), g1, g2 in zip(plain.named_parameters(), grads_p, grads_f, strict=True):
+        torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_fast_dropout_rate_scale_determinism_and_gradient():

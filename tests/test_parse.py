@@ -13,28 +13,25 @@ import torch
 from click.testing import CliRunner
 from conftest import SHARED
 
+from uwav.checkpoints import save_parser
 from uwav.classes import LLP_CLASSES
 from uwav.cli import main
-from uwav.models.han import HAN, HANConfig
+from uwav.config import ParserConfig, config_from_dict
+from uwav.models.han import HAN
 from uwav.parse import events_from_probs, load_uwav_parser, parse_features, plot_timeline
 
 SAMPLE = SHARED / "llp" / "sample_video" / "BjCEufrlXm4.mp4"
-TINY_HAN = dict(audio_dim=512, visual_dim=768, d_model=32, layers=1, heads=2, ff=64, dropout=0.0)
+TINY_HAN = ParserConfig(d_model=32, layers=1, heads=2, ff=64, dropout=0.0)
+
+
+def tiny_han() -> HAN:
+    return HAN(TINY_HAN, audio_dim=512, visual_dim=768)
 
 
 def save_ckpt(path: Path, model: HAN, layout: str = "uwav") -> Path:
-    from dataclasses import asdict
-
-    torch.save(
-        {
-            "han_config": asdict(model.config),
-            "model": model.state_dict(),
-            "epoch": 0,
-            "val": {},
-            "config": {"paths": {"layout": layout}, "eval": {"tie_rule": "ge"}},
-        },
-        path,
-    )
+    """A parser checkpoint as `uwav train` writes it, with a config naming the feature layout."""
+    config = config_from_dict({"paths": {"layout": layout}, "eval": {"tie_rule": "ge"}})
+    save_parser(path, model, config, 0, {})
     return path
 
 
@@ -82,7 +79,7 @@ def test_trained_parser_recovers_synthetic_events(tmp_path):
     protos_a = rng.standard_normal((25, 512)).astype(np.float32)
     protos_v = rng.standard_normal((25, 768)).astype(np.float32)
     clap, clip, ya, yv = synthetic(256, rng, protos_a, protos_v)
-    model = HAN(HANConfig(**TINY_HAN))
+    model = tiny_han()
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     x_a, x_v, t_a, t_v = map(torch.from_numpy, (clap, clip, ya, yv))
     t_vid = torch.maximum(t_a.amax(1), t_v.amax(1))
@@ -117,7 +114,7 @@ def test_trained_parser_recovers_synthetic_events(tmp_path):
 
 
 def test_parser_on_another_layout_is_refused(tmp_path):
-    model = HAN(HANConfig(**TINY_HAN))
+    model = tiny_han()
     ckpt = save_ckpt(tmp_path / "han.pt", model, layout="han")
     result = CliRunner().invoke(main, ["parse", str(SAMPLE), "--parser", str(ckpt), "--random-weights"])
     assert result.exit_code == 2
@@ -145,7 +142,7 @@ def test_parse_sample_clip_with_random_weights(tmp_path):
         clap_text_config=TINY_ROBERTA,
         clap_tokenizer=str(write_tokenizer(tmp_path / "tok")),
     )
-    model = HAN(HANConfig(**TINY_HAN))
+    model = tiny_han()
     with torch.no_grad():  # bias the classifier so that random weights still produce some events
         model.fc_prob.bias[:] = -4.0
         model.fc_prob.bias[[0, 3]] = 4.0

@@ -6,11 +6,11 @@ import numpy as np
 import torch
 from click.testing import CliRunner
 
+from uwav.checkpoints import load_generator
 from uwav.cli import main
-from uwav.config import load_config
-from uwav.generate import load_generator
+from uwav.config import GeneratorConfig, load_config
 from uwav.losses import pretrain_loss
-from uwav.models.generator import Generator, GeneratorConfig
+from uwav.models.generator import Generator
 from uwav.pretrain import batch_tensors, length_batches, load_unav_data, pretrain
 
 
@@ -56,7 +56,7 @@ def test_pretrain_cli_writes_a_loadable_checkpoint(tiny_pipeline, tmp_path):
     model = load_generator(out / "generator" / "best.pt")
     assert not model.training
     ckpt = torch.load(out / "generator" / "best.pt", weights_only=True)
-    assert ckpt["epoch"] == 1 and 0.0 <= ckpt["val_seg_av"] <= 100.0
+    assert ckpt["epoch"] == 1 and 0.0 <= ckpt["val_segment_audio_visual"] <= 100.0
 
 
 def _pretrain_reads(config, batch_size: int) -> int:

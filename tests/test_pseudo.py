@@ -1,18 +1,16 @@
 """θ fitting, hard and soft pseudo labels, on cases computed by hand (method.md §4-§5)."""
 
 import numpy as np
-import pytest
 import torch
 
 from uwav.pseudo import (
+    batch_targets,
     fill_infinite_thresholds,
     fit_thresholds,
     hard_labels,
     shift_thresholds,
-    soft_labels,
     zero_shot_scores,
 )
-from uwav.train import batch_targets
 
 
 def _one_class(z, gt, weak):
@@ -67,15 +65,16 @@ def test_classagnostic_pools_all_classes():
 
 
 def test_soft_labels_match_the_formula_and_respect_weak_labels():
-    z = np.array([[[0.0, 4.0], [2.0, -2.0]]], dtype=np.float32)  # [1, 2, 2]
-    weak = np.array([[1, 0]], dtype=np.float32)
-    theta = np.array([1.0, 0.0], dtype=np.float32)
-    soft = soft_labels(z, theta, weak, temperature=2.0)
+    z = torch.tensor([[[0.0, 4.0], [2.0, -2.0]]])  # [1, 2, 2]
+    weak = torch.tensor([[1.0, 0.0]])
+    theta = torch.tensor([1.0, 0.0])
+    soft, hard = batch_targets(z, theta, weak, temperature=2.0)
     expected0 = 1 / (1 + np.exp(-(np.array([0.0, 2.0]) - 1.0) / 2.0))
-    np.testing.assert_allclose(soft[0, :, 0], expected0, rtol=1e-6)
-    assert np.all(soft[0, :, 1] == 0)  # class outside the weak label: exactly 0
-    with pytest.raises(ValueError):
-        soft_labels(z, np.array([-np.inf, 0.0], dtype=np.float32), weak, 1.0)
+    np.testing.assert_allclose(soft[0, :, 0].numpy(), expected0, rtol=1e-6)
+    assert torch.all(soft[0, :, 1] == 0) and torch.all(hard[0, :, 1] == 0)  # outside the weak label: exactly 0
+    assert hard[0, :, 0].tolist() == [0.0, 1.0]  # strict z > θ
+    # the same hard labels from numpy, through the one implementation
+    assert hard_labels(z.numpy(), theta.numpy(), weak.numpy()).astype(np.float32).tolist() == hard.tolist()
 
 
 def test_infinite_threshold_policies():

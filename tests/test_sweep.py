@@ -24,17 +24,19 @@ from uwav.config import flat_dict, load_config
 from uwav.data import dataset
 from uwav.errors import UwavError
 from uwav.metrics import METRIC_NAMES
+from uwav.pseudo.run import write_thresholds
+from uwav.sweep.finish import finish_best
 from uwav.sweep.repair import named_checkpoints, repair_lost_checkpoints
-from uwav.sweep.run import finish_best, run_sweep
 from uwav.sweep.spec import load_sweep
 from uwav.sweep.trainable import sweep_trial
+from uwav.sweep.tuner import run_sweep
 
 TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
 def ray_local():
-    from uwav.sweep.run import ray_environment
+    from uwav.sweep.tuner import ray_environment
 
     ray_environment(local=True)
     import ray
@@ -69,9 +71,10 @@ def finished(ray_local, tmp_path_factory):
     quality = {"rows": [{"labels": "generator", "split": s, **{m: 50.0 + i for i, m in enumerate(METRIC_NAMES)}}
                         for s in ("val", "test")]}
     (pseudo / "quality.json").write_text(json.dumps(quality))
+    write_thresholds(pseudo, fake.thresholds, "f1", FakeLogits().get("generator_sha256"), "synthetic")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(dataset, "load_split", load_split)
-        mp.setattr("uwav.generate.open_logits", lambda path: FakeLogits())
+        mp.setattr(dataset, "open_logits", lambda path: FakeLogits())
         outcome = run_sweep(spec, verbose=0)
     return spec, outcome, requested
 
@@ -111,7 +114,7 @@ def test_mlflow_parent_and_child_runs(finished):
     assert parent.info.status == "FINISHED" and parent.data.tags["best_trial_id"] == outcome.best_trial_id
     assert parent.data.metrics["best_objective"] == pytest.approx(outcome.best_objective)
     assert parent.data.params["space.loss.W"] == "loguniform[0.1, 2.0]"
-    assert parent.data.metrics["pseudo_generator_val_seg_a"] == 50.0
+    assert parent.data.metrics["pseudo_generator_val_segment_audio"] == 50.0
     assert not any("test" in k for k in parent.data.metrics), "the sweep logged test numbers"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"best_config.yaml", "leaderboard.csv", "leaderboard.md", "sweep.yaml"} <= artifacts
@@ -125,12 +128,12 @@ def test_mlflow_parent_and_child_runs(finished):
         assert child.data.tags["stopped_early"] == ("true" if row["status"] == "stopped" else "false")
         params = child.data.params
         assert params == {k: str(v) for k, v in flat_dict(spec.trial_config(row["params"])).items()}
-        history = client.get_metric_history(child.info.run_id, "val_seg_type")
+        history = client.get_metric_history(child.info.run_id, "val_segment_type_at_av")
         assert [m.step for m in history] == list(range(1, row["epochs"] + 1))
         best = client.get_metric_history(child.info.run_id, "best_objective")
         assert best[-1].value == pytest.approx(row["best_objective"])
-        assert len(client.get_metric_history(child.info.run_id, "pseudo_val_seg_type")) == 1
-        assert {"loss_total", "val_ev_type", "final_objective", "lr"} <= set(child.data.metrics)
+        assert len(client.get_metric_history(child.info.run_id, "pseudo_val_segment_type_at_av")) == 1
+        assert {"loss_total", "val_event_type_at_av", "final_objective", "lr"} <= set(child.data.metrics)
 
 
 def test_best_retrains_with_seeds_and_reports_mean_std(finished):
@@ -151,8 +154,9 @@ def test_best_retrains_with_seeds_and_reports_mean_std(finished):
     client = tracking.client(outcome.tracking_uri)
     run = client.get_run(result["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["uwav.kind"] == "final"
-    assert run.data.metrics["test_seg_type_mean"] == pytest.approx(result["test"]["seg_type"]["mean"])
-    assert len(client.get_metric_history(run.info.run_id, "test_seg_type")) == 2
+    mean = result["test"]["segment_type_at_av"]["mean"]
+    assert run.data.metrics["test_segment_type_at_av_mean"] == pytest.approx(mean)
+    assert len(client.get_metric_history(run.info.run_id, "test_segment_type_at_av")) == 2
 
 
 def test_cli_errors_are_one_line(finished, tmp_path):
@@ -170,7 +174,7 @@ _DRIVER = """
 import sys
 sys.path.insert(0, {tests!r})
 from sweep_fixtures import tiny_data
-from uwav.sweep.run import run_sweep
+from uwav.sweep.tuner import run_sweep
 from uwav.sweep.spec import load_sweep
 run_sweep(load_sweep(sys.argv[1]), data=tiny_data(False), verbose=0, num_cpus=2)
 """
@@ -261,7 +265,7 @@ def test_trial_restarts_from_its_checkpoint_after_the_worker_dies(ray_local, tmp
         import os
         import signal
 
-        from uwav import train
+        from uwav import fit as train
         from uwav.sweep.trainable import sweep_trial
 
         original = train.Trainer.run_epoch
@@ -294,7 +298,7 @@ def test_trial_restarts_from_its_checkpoint_after_the_worker_dies(ray_local, tmp
     # resuming from the checkpoint is exact: same best score as an uninterrupted fit
     import torch
 
-    from uwav.train import fit
+    from uwav.fit import fit
 
     torch.set_num_threads(1)
     reference = fit(spec.trial_config(row["params"]), data, keep_best=False, progress=False)
@@ -303,7 +307,7 @@ def test_trial_restarts_from_its_checkpoint_after_the_worker_dies(ray_local, tmp
     (child,) = tracking.child_runs(outcome.tracking_uri, outcome.parent_run_id)
     assert child.info.status == "FINISHED" and "uwav.restarts" in child.data.tags
     steps = [m.step for m in tracking.client(outcome.tracking_uri).get_metric_history(child.info.run_id,
-                                                                                       "val_seg_type")]
+                                                                                       "val_segment_type_at_av")]
     assert steps == [1, 2, 3, 4]
 
 

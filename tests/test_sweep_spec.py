@@ -41,7 +41,7 @@ def error(path: Path) -> str:
 def test_valid_file_resolves_base_storage_and_points(tmp_path):
     spec = load_sweep(write_sweep(tmp_path))
     assert spec.base_path == (tmp_path / "base.yaml").resolve()
-    assert spec.base.parser.layers == 1 and spec.metric == "seg_type"
+    assert spec.base.parser.layers == 1 and spec.metric == "segment_type_at_av"
     assert spec.experiment_dir == tmp_path / "sweeps" / "tiny"
     assert spec.tracking_uri == f"sqlite:///{tmp_path / 'sweeps' / 'mlflow.db'}"
     # keys a point leaves out come from the base config (train.lr_max = 3e-3)

@@ -10,7 +10,8 @@ import pytest
 from sweep_fixtures import BASE
 
 from uwav import tracking
-from uwav.config import config_from_dict, to_dict
+from uwav.config import config_from_dict
+from uwav.sweep.tracker import SweepTracker
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Trial:  # the attributes of ray.tune.experiment.Trial the callback reads
 
 
 def result(epoch: int, value: float) -> dict:
-    return {"epoch": epoch, "val_seg_type": value, "loss_total": 1.0 / epoch, "objective": value,
+    return {"epoch": epoch, "val_segment_type_at_av": value, "loss_total": 1.0 / epoch, "objective": value,
             "best_objective": value, "time_this_iter_s": 0.1, "trial_id": "ignored", "config": {"x": 1}}
 
 
@@ -38,10 +39,10 @@ def uri(tmp_path_factory):
 
 @pytest.fixture
 def sweep(uri, tmp_path, request):
-    base = to_dict(config_from_dict(BASE))
+    base = config_from_dict(BASE)
     exp_id, parent = tracking.start_sweep(uri, f"uwav-{request.node.name}", tmp_path / "sweep", "test",
                                           {"space.loss.W": "x"})
-    return uri, exp_id, parent, tracking.SweepTracker(uri, exp_id, parent, base, ("loss.W",))
+    return uri, exp_id, parent, SweepTracker(uri, exp_id, parent, base, ("loss.W",))
 
 
 def test_child_runs_params_steps_and_statuses(sweep):
@@ -50,7 +51,7 @@ def test_child_runs_params_steps_and_statuses(sweep):
     for t in (done, stopped, broken):
         cb.on_trial_start(0, [], t)
     for epoch in range(1, 5):
-        cb.on_trial_result(0, [], done, {**result(epoch, 10.0 * epoch), "pseudo_val_seg_type": 40.0}
+        cb.on_trial_result(0, [], done, {**result(epoch, 10.0 * epoch), "pseudo_val_segment_type_at_av": 40.0}
                            if epoch == 1 else result(epoch, 10.0 * epoch))
     cb.on_trial_result(0, [], stopped, result(1, 5.0))
     cb.on_trial_complete(0, [], done)
@@ -64,10 +65,10 @@ def test_child_runs_params_steps_and_statuses(sweep):
     assert runs["a"].data.tags[tracking.PARENT_TAG] == parent
     assert runs["a"].data.params["loss.W"] == "0.3" and runs["a"].data.params["parser.d_model"] == "16"
     assert runs["a"].data.tags["uwav.searched"] == "loss.W"
-    history = client.get_metric_history(runs["a"].info.run_id, "val_seg_type")
+    history = client.get_metric_history(runs["a"].info.run_id, "val_segment_type_at_av")
     assert [(m.step, m.value) for m in history] == [(1, 10.0), (2, 20.0), (3, 30.0), (4, 40.0)]
     assert runs["a"].data.metrics["final_objective"] == 40.0
-    assert [m.step for m in client.get_metric_history(runs["a"].info.run_id, "pseudo_val_seg_type")] == [0]
+    assert [m.step for m in client.get_metric_history(runs["a"].info.run_id, "pseudo_val_segment_type_at_av")] == [0]
     # Tune's bookkeeping is not logged as metrics
     assert "time_this_iter_s" not in runs["a"].data.metrics and "trial_id" not in runs["a"].data.metrics
 
@@ -86,7 +87,7 @@ def test_restored_callback_reuses_runs_and_skips_logged_steps(sweep):
         again.on_trial_result(0, [], trial, result(epoch, float(epoch)))
     again.on_trial_complete(0, [], trial)
     (run,) = tracking.child_runs(uri, parent)
-    steps = [m.step for m in tracking.client(uri).get_metric_history(run.info.run_id, "val_seg_type")]
+    steps = [m.step for m in tracking.client(uri).get_metric_history(run.info.run_id, "val_segment_type_at_av")]
     assert steps == [1, 2, 3] and run.info.status == "FINISHED"
 
 
@@ -121,23 +122,23 @@ def test_runs_of_trials_lost_by_a_killed_driver_are_soft_deleted(sweep):
 def test_pseudo_quality_rows_skip_test(tmp_path):
     path = tmp_path / "quality.json"
     path.write_text(json.dumps({"rows": [
-        {"labels": "generator", "split": "val", "seg_type": 60.0},
-        {"labels": "zero_shot", "split": "train", "seg_type": 30.0},
-        {"labels": "generator", "split": "test", "seg_type": 99.0},
+        {"labels": "generator", "split": "val", "segment_type_at_av": 60.0},
+        {"labels": "zero_shot", "split": "train", "segment_type_at_av": 30.0},
+        {"labels": "generator", "split": "test", "segment_type_at_av": 99.0},
     ]}))
-    assert tracking.pseudo_quality_metrics(path) == {"pseudo_generator_val_seg_type": 60.0,
-                                                     "pseudo_zero_shot_train_seg_type": 30.0}
+    assert tracking.pseudo_quality_metrics(path) == {"pseudo_generator_val_segment_type_at_av": 60.0,
+                                                     "pseudo_zero_shot_train_segment_type_at_av": 30.0}
     assert tracking.pseudo_quality_metrics(tmp_path / "missing.json") == {}
 
 
 def test_final_run_has_per_seed_steps_and_summary(uri):
     run_id = tracking.log_final(uri, "uwav-test", "best", {"loss.W": 0.3, "seeds": 2},
-                                [{"test_seg_type": 40.0}, {"test_seg_type": 42.0}],
+                                [{"test_segment_type_at_av": 40.0}, {"test_segment_type_at_av": 42.0}],
                                 {"test_seg_type_mean": 41.0, "test_seg_type_std": 1.414})
     client = tracking.client(uri)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.params["loss.W"] == "0.3"
-    assert [m.value for m in client.get_metric_history(run_id, "test_seg_type")] == [40.0, 42.0]
+    assert [m.value for m in client.get_metric_history(run_id, "test_segment_type_at_av")] == [40.0, 42.0]
     assert run.data.metrics["test_seg_type_mean"] == 41.0
     exp = client.get_experiment(run.info.experiment_id)
     assert exp.artifact_location.startswith("file://") and "mlartifacts" in exp.artifact_location

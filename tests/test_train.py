@@ -13,8 +13,9 @@ from click.testing import CliRunner
 from uwav.cli import main
 from uwav.config import load_config, with_overrides
 from uwav.data.dataset import load_parser_data
+from uwav.fit import Trainer, fit
 from uwav.metrics import METRIC_NAMES
-from uwav.train import Trainer, epoch_lr, fit, resolve_device
+from uwav.runtime import epoch_lr, resolve_device
 
 
 def test_epoch_lr_matches_the_documented_schedule():
@@ -126,8 +127,8 @@ def test_cli_train_writes_checkpoints_metrics_and_eval_format_predictions(tiny_p
                                        config.eval.tie_rule, "--json", str(out)])
     assert result.exit_code == 0, result.output
     scored = json.loads(out.read_text())
-    assert scored["segment"]["type"] == pytest.approx(summary["test"]["seg_type"], abs=1e-4)
-    assert scored["event"]["event"] == pytest.approx(summary["test"]["ev_event"], abs=1e-4)
+    assert scored["segment_type_at_av"] == pytest.approx(summary["test"]["segment_type_at_av"], abs=1e-4)
+    assert scored["event_event_at_av"] == pytest.approx(summary["test"]["event_event_at_av"], abs=1e-4)
     # checkpoints load with weights_only
     torch.load(run / "best.pt", weights_only=True)
     # --resume after completion trains no further epoch and reproduces the same best
@@ -137,7 +138,8 @@ def test_cli_train_writes_checkpoints_metrics_and_eval_format_predictions(tiny_p
 
 
 def test_pseudo_reuses_cached_logits_until_the_checkpoint_changes(tiny_pipeline):
-    from uwav.generate import cache_is_current, run_pseudo
+    from uwav.pseudo.generate import cache_is_current
+    from uwav.pseudo.run import run_pseudo
 
     config = load_config(tiny_pipeline)
     assert cache_is_current(config)
@@ -158,7 +160,8 @@ def test_pseudo_reuses_cached_logits_until_the_checkpoint_changes(tiny_pipeline)
 def _reads_per_epoch(config, data, batch_size, monkeypatch) -> int:
     from device_reads import DeviceReads
 
-    from uwav import losses, train
+    from uwav import fit as train
+    from uwav import losses
 
     trainer = Trainer(with_overrides(config, {"train.batch_size": batch_size}), data, torch.device("cpu"),
                       keep_best=False)

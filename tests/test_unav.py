@@ -20,8 +20,14 @@ REAL_JSON = (
 needs_real = pytest.mark.skipif(not REAL_JSON.exists(), reason="shared/data beside the checkout is missing")
 
 
+def second_labels(events, duration):
+    """One video's per-second labels [T', 100] through the split loader's rule."""
+    video = U.UnavVideo("v", duration, "train", tuple(events))
+    return U.split_labels([video], video.seconds)[0]
+
+
 def _seconds(events, duration, cls):
-    return np.nonzero(U.second_labels(events, duration)[:, cls])[0].tolist()
+    return np.nonzero(second_labels(events, duration)[:, cls])[0].tolist()
 
 
 def test_second_labels_hand_cases():
@@ -29,7 +35,7 @@ def test_second_labels_hand_cases():
     assert _seconds([(0, 10, 1)], 10, 1) == list(range(10))  # integral end is exclusive
     assert _seconds([(0.5, 0.7, 0)], 10, 0) == [0]  # shorter than a second: the second it touches
     assert _seconds([(2, 4, 5), (3.5, 6.2, 5)], 7.5, 5) == [2, 3, 4, 5, 6]  # OR over events
-    labels = U.second_labels([(0, 47.68, 9)], 47.68)
+    labels = second_labels([(0, 47.68, 9)], 47.68)
     assert labels.shape == (48, 100) and labels[:, 9].all() and labels.sum() == 48
 
 
@@ -52,11 +58,6 @@ def test_adaptive_pool_hand_cases_and_torch():
         np.testing.assert_allclose(U.adaptive_pool(z, t), ref, rtol=1e-5, atol=1e-6)
 
 
-def test_valid_mask():
-    mask = U.valid_mask(np.array([2, 4, 0]), 4)
-    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]]
-
-
 @needs_real
 def test_real_json_counts_and_examples():
     videos = U.read_unav_json(REAL_JSON)
@@ -67,7 +68,7 @@ def test_real_json_counts_and_examples():
     assert v.duration == 47.68 and v.seconds == 48
     skate = UNAV_CLASSES.index("skateboarding")
     expected = [13, 14, 15, *range(21, 38), 44, 45, 46]
-    assert np.nonzero(U.second_labels(v.events, v.duration)[:, skate])[0].tolist() == expected
+    assert np.nonzero(second_labels(v.events, v.duration)[:, skate])[0].tolist() == expected
     assert videos["8WSesSOfBrE"].seconds == 39
     assert max(v.seconds for v in videos.values() if v.subset == "train") == 60
     assert min(v.seconds for v in videos.values()) == 10
@@ -144,9 +145,8 @@ def test_load_unav_split_pools_pads_and_labels(synth_unav):
         pooled_some |= raw.shape[0] != v.seconds
         np.testing.assert_allclose(split.clip[i, : v.seconds], U.adaptive_pool(raw, v.seconds), rtol=1e-6)
         assert not split.clip[i, v.seconds :].any() and not split.labels[i, v.seconds :].any()
-        np.testing.assert_array_equal(split.labels[i, : v.seconds], U.second_labels(v.events, v.duration))
+        np.testing.assert_array_equal(split.labels[i, : v.seconds], second_labels(v.events, v.duration))
     assert pooled_some  # the synthetic native rate differs from 1 per second
-    assert (split.mask == U.valid_mask(split.lengths, tmax)).all()
     assert len(U.load_unav_split(synth_unav, ann, "train", max_videos=2)) == 2
 
 

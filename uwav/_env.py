@@ -1,8 +1,10 @@
 """Environment defaults applied before heavy libraries are imported.
 
 MLflow and Ray phone home by default and laion_clap/transformers reach for the HuggingFace hub at
-import time (retrying for minutes when offline). The project sets the quiet defaults once, here,
-unless the user has already chosen a value.
+import time (retrying for minutes when offline). The defaults are defined once, here, never over a value
+the user has chosen, and applied at the entry points only: the CLI (uwav.cli.main), a sweep's Ray
+start-up (uwav.sweep.tuner) and the extractors' imports (uwav.extract.compat). `import uwav` changes
+nothing in the environment.
 """
 
 import os

@@ -51,7 +51,6 @@ AVE_CLASSES: tuple[str, ...] = (
     "Banjo", "Goat", "Baby cry, infant cry", "Bus", "Chainsaw", "Cat", "Horse", "Toilet flush",
     "Rodents, rats, mice", "Accordion", "Mandolin",
 )
-AVE_BACKGROUND = len(AVE_CLASSES)  # segment label 28 = background
 
 # UWAV's released code lists the AVE names alphabetically (commas dropped). Text-embedding rows may
 # follow that order; `ave_class_order` in a config picks one, and every output records which.
@@ -65,7 +64,18 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
 }
 
 
-def vocabulary(name: str) -> tuple[str, ...]:
+AVE_CLASS_ORDERS = {"dataset": AVE_CLASSES, "alphabetical": AVE_CLASSES_ALPHABETICAL}
+
+
+def class_names(name: str, ave_class_order: str = "dataset") -> tuple[str, ...]:
+    """The class names of vocabulary `name` (llp, unav, ave, ave_alphabetical) in index order.
+
+    For `ave`, `ave_class_order` (dataset or alphabetical) picks the order; it is ignored otherwise.
+    """
+    if name == "ave":
+        if ave_class_order not in AVE_CLASS_ORDERS:
+            raise UwavError(f"AVE class order {ave_class_order!r}; expected one of {', '.join(AVE_CLASS_ORDERS)}")
+        return AVE_CLASS_ORDERS[ave_class_order]
     try:
         return VOCABULARIES[name]
     except KeyError:

@@ -32,6 +32,9 @@ def user_errors(fn):
 @click.version_option(package_name="uwav")
 def main() -> None:
     """UWAV audio-visual video parsing: pre-train, pseudo-label, train, evaluate and sweep."""
+    from uwav._env import quiet_library_defaults
+
+    quiet_library_defaults()
 
 
 @main.group()
@@ -56,7 +59,8 @@ def data() -> None:
 @click.option("--eval-audio", type=str, default=None, help="Dense audio GT CSV (default: HEAD file).")
 @click.option("--eval-visual", type=str, default=None, help="Dense visual GT CSV.")
 @click.option("--tie-rule", type=click.Choice(["ge", "gt"]), default="ge", show_default=True)
-@click.option("--json", "json_out", type=str, default=None, help="Write the scores (percent) as JSON.")
+@click.option("--json", "json_out", type=str, default=None,
+              help="Write the scores (percent, the README's metric names) and the files scored as JSON.")
 @user_errors
 def eval_cmd(predictions, annotations, split, dataset, class_order, eval_audio, eval_visual, tie_rule,
              json_out) -> None:
@@ -67,7 +71,7 @@ def eval_cmd(predictions, annotations, split, dataset, class_order, eval_audio, 
     """
     from uwav.data.llp import load_llp_split, load_predictions
     from uwav.io import write_json
-    from uwav.metrics import evaluate_ave, evaluate_probabilities, format_ave, format_table, nested
+    from uwav.metrics import evaluate_ave, evaluate_probabilities, format_ave, format_table
 
     if dataset == "ave":
         from uwav.data.ave import check_prediction_classes, load_ave_split
@@ -81,7 +85,7 @@ def eval_cmd(predictions, annotations, split, dataset, class_order, eval_audio, 
         click.echo(format_ave(scores, title=f"AVE {split} ({len(ave)} clips, class order {class_order}, "
                                             f"F tie rule {tie_rule})"))
         if json_out:
-            write_json(json_out, {"accuracy": scores["accuracy"], **nested(scores), "dataset": "ave",
+            write_json(json_out, {**scores, "dataset": "ave",
                                   "split": split, "class_order": class_order, "tie_rule": tie_rule,
                                   "annotations_file": ave.audio_gt_file})
         return
@@ -91,12 +95,12 @@ def eval_cmd(predictions, annotations, split, dataset, class_order, eval_audio, 
     click.echo(format_table(scores, title=f"LLP {split} ({len(llp)} videos, tie rule {tie_rule})"))
     click.echo(f"audio GT: {llp.audio_gt_file}")
     if json_out:
-        report = {**nested(scores), "split": split, "tie_rule": tie_rule, "audio_gt_file": llp.audio_gt_file}
+        report = {**scores, "split": split, "tie_rule": tie_rule, "audio_gt_file": llp.audio_gt_file}
         report["visual_gt_file"] = llp.visual_gt_file
         write_json(json_out, report)
 
 
-# ---- the method: pretrain / pseudo / train (uwav.pretrain, uwav.generate, uwav.experiment) ------
+# ---- the method: pretrain / pseudo / train (uwav.pretrain, uwav.pseudo.run, uwav.train) -----------
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict:
@@ -146,8 +150,8 @@ def pseudo(config_file, force, sets) -> None:
     the quality of the generator's labels next to the zero-shot baseline.
     """
     from uwav.config import load_config
-    from uwav.generate import run_pseudo
     from uwav.metrics import METRIC_NAMES
+    from uwav.pseudo.run import run_pseudo
 
     config = load_config(config_file, _overrides(sets))
     report = run_pseudo(config, force=force)
@@ -190,13 +194,13 @@ def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, top_k, se
 
     from uwav.config import load_config
     from uwav.data.dataset import load_parser_data
-    from uwav.experiment import format_summary, run_training
+    from uwav.train import format_summary, run_training
 
     if best_of is not None:
         if config_file is not None or sets or resume or run_dir or evaluate_test:
             raise UwavError("uwav train --best SWEEP takes no CONFIG, --set, --resume, --out or --test: the "
                             "configuration comes from the sweep and test is always evaluated once")
-        from uwav.sweep.run import finish_best
+        from uwav.sweep.finish import finish_best
 
         report = finish_best(best_of, seeds=seeds, top_k=top_k, echo=click.echo)
         click.echo(report["text"])
@@ -322,8 +326,9 @@ def sweep(sweep_file, address, resume, quiet) -> None:
     Selects on val only (the test split is never loaded). Writes best_config.yaml and the leaderboard to
     <storage>/<name>/; finish with `uwav train --best SWEEP_FILE`.
     """
-    from uwav.sweep.run import format_outcome, run_sweep
+    from uwav.sweep.results import format_outcome
     from uwav.sweep.spec import load_sweep
+    from uwav.sweep.tuner import run_sweep
 
     spec = load_sweep(sweep_file)
     outcome = run_sweep(spec, address=address, resume=resume, verbose=0 if quiet else 1)

@@ -52,6 +52,8 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class GeneratorConfig:
+    """The `generator:` section, which is also the model's config (uwav.models.generator.Generator)."""
+
     hidden: int = _f(1024, "transformer width", lo=1)
     layers: int = _f(5, "post-norm encoder layers", lo=1)
     heads: int = _f(16, "attention heads", lo=1)
@@ -74,6 +76,7 @@ class PretrainConfig:
                                 "(False pads every video to the split's longest, like the code)")
     max_videos: int = _f(0, "use at most this many UnAV videos per subset (0 = all)", lo=0)
     precision: str = _f("fp32", "fp32, or bf16 autocast", choices=("fp32", "bf16"))
+    device: str = _f("auto", "auto (CUDA when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ class PseudoConfig:
                              "classagnostic θ per modality", choices=("classwise", "classagnostic"))
     threshold_fit: str = _f("f1", "how θ is fitted on val: f1 (exact best cut maximising segment F1, the "
                             "LLP code) or grid (100 thresholds per class, the code's AVE-only option; "
-                            "uwav.pseudo.grid_thresholds documents the grid)", choices=("f1", "grid"))
+                            "uwav.pseudo.thresholds._grid_cut documents the grid)", choices=("f1", "grid"))
     zero_shot_thresholds: str = _f("fit", "zero-shot baseline thresholds: fit on val like the generator's, "
                                    "or the hand-set valor values (real VALOR-style features only)",
                                    choices=("fit", "valor"))
@@ -95,6 +98,8 @@ class PseudoConfig:
 
 @dataclass(frozen=True)
 class ParserConfig:
+    """The `parser:` section, which is also the model's config (uwav.models.han.HAN)."""
+
     d_model: int = _f(512, "HAN width", lo=1)
     layers: int = _f(5, "HAN layers (code 5; original HAN 1)", lo=1)
     heads: int = _f(16, "attention heads", lo=1)
@@ -102,6 +107,9 @@ class ParserConfig:
     dropout: float = _f(0.1, "dropout", lo=0.0, hi=0.95)
     audio_projection: str = _f("mlp", "audio input projection: mlp (UWAV) or linear (original HAN)",
                                choices=("mlp", "linear"))
+    layer_impl: str = _f("auto", "HAN layer implementation: plain (uwav.models.han, the paper's equations), fast "
+                         "(uwav.models.han_fast, the CPU-tuned layer: same parameters and function) or auto "
+                         "(fast on CPU, plain elsewhere)", choices=("auto", "plain", "fast"))
 
 
 @dataclass(frozen=True)

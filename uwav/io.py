@@ -1,8 +1,10 @@
-"""Atomic file writes: a reader never sees a half-written file, and a failure leaves nothing behind."""
+"""File I/O at the edges: atomic writes (a reader never sees a half-written file, a failure leaves nothing
+behind), YAML and text reads with one-line errors, file hashes."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -67,23 +69,13 @@ def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
         raise UwavError(f"{path}:{line} invalid YAML ({getattr(err, 'problem', err)})") from None
 
 
-def load_checkpoint(path: str | os.PathLike, kind: str, keys: tuple[str, ...], hint: str = "",
-                    device: Any = "cpu") -> dict:
-    """torch.load(weights_only=True) of a uwav checkpoint holding `keys`; anything else is one UwavError."""
-    import torch
-
-    from uwav.errors import UwavError
-
-    path = Path(path)
-    if not path.is_file():
-        raise UwavError(f"{path}: {kind} checkpoint not found{hint}")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # a corrupt or foreign file: one line, no traceback
-        raise UwavError(f"{path}: not a readable uwav checkpoint ({type(err).__name__})") from None
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in keys):
-        raise UwavError(f"{path}: not a uwav {kind} checkpoint (keys {', '.join(keys)} missing)")
-    return ckpt
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (checkpoints, annotation files), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_text_file(path: str | os.PathLike, expected: str = "") -> str:

@@ -12,12 +12,44 @@ import numpy as np
 
 from uwav.errors import UwavError
 
-METRIC_NAMES: tuple[str, ...] = (
-    "seg_a", "seg_v", "seg_av", "seg_type", "seg_event",
-    "ev_a", "ev_v", "ev_av", "ev_type", "ev_event",
-)  # fmt: skip
-_NESTED_KEYS = (("a", "audio"), ("v", "visual"), ("av", "audio_visual"), ("type", "type"), ("event", "event"))
-_COLUMN_TITLES = ("Audio", "Visual", "AV", "Type@AV", "Event@AV")
+# One naming scheme for every score uwav reports (MLflow, leaderboards, `uwav eval --json`, results files):
+# <level>_<column> with the paper's levels and columns, all in percent. README: "Metric glossary".
+LEVELS = (("segment", "Segment"), ("event", "Event"))
+COLUMNS = (("audio", "Audio"), ("visual", "Visual"), ("audio_visual", "AV"), ("type_at_av", "Type@AV"),
+           ("event_at_av", "Event@AV"))
+METRIC_NAMES: tuple[str, ...] = tuple(f"{level}_{column}" for level, _ in LEVELS for column, _ in COLUMNS)
+TITLES: dict[str, str] = {f"{level}_{column}": f"{lt} {ct}" for level, lt in LEVELS for column, ct in COLUMNS}
+TITLES.update(accuracy="Segment accuracy (AVE)")
+# The val metric that selects checkpoints and drives sweeps, per dataset: LLP's Segment Type@AV, AVE's
+# segment accuracy (evaluation.md §12).
+OBJECTIVES = {"llp": "segment_type_at_av", "ave": "accuracy"}
+# The short names of uwav 0.1 (seg_type, ev_a, ...), still accepted when reading a score or a sweep file.
+LEGACY_NAMES: dict[str, str] = {
+    f"{short_level}_{short}": f"{level}_{column}"
+    for (short_level, (level, _)) in zip(("seg", "ev"), LEVELS, strict=True)
+    for short, (column, _) in zip(("a", "v", "av", "type", "event"), COLUMNS, strict=True)
+}
+
+
+def canonical_name(name: str) -> str:
+    """A score name in the current scheme (legacy short names are translated; others returned as given)."""
+    return LEGACY_NAMES.get(name, name)
+
+
+class Scores(dict):
+    """Scores by name (percent). Iterates and serialises with the current names only; looking a score up
+    by its legacy short name (`scores["seg_type"]`) still works, so older scripts keep running."""
+
+    def __missing__(self, key):
+        if key in LEGACY_NAMES and LEGACY_NAMES[key] in self:
+            return self[LEGACY_NAMES[key]]
+        raise KeyError(key)
+
+    def __contains__(self, key) -> bool:
+        return dict.__contains__(self, key) or dict.__contains__(self, LEGACY_NAMES.get(key, key))
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
 
 # Rows of up to this many segments use the (prediction code, GT code) lookup table for event counts.
 _TABLE_BITS = 10
@@ -153,24 +185,25 @@ def per_video_scores(
     so_a, so_v, gt_a, gt_v = _check_bool(so_a=so_a, so_v=so_v, gt_a=gt_a, gt_v=gt_v)
     so_av, gt_av = so_a & so_v, gt_a & gt_v
     out: dict[str, np.ndarray] = {}
-    for level, counts in (("seg", segment_counts), ("ev", event_counts)):
+    for level, counts in (("segment", segment_counts), ("event", event_counts)):
         ca, cv, cav = counts(so_a, gt_a), counts(so_v, gt_v), counts(so_av, gt_av)
-        out[f"{level}_a"] = f_from_counts(*ca)
-        out[f"{level}_v"] = f_from_counts(*cv)
-        out[f"{level}_av"] = f_from_counts(*cav)
-        out[f"{level}_event"] = f_from_counts(*(x.astype(np.int64) + y for x, y in zip(ca, cv, strict=True)))
+        out[f"{level}_audio"] = f_from_counts(*ca)
+        out[f"{level}_visual"] = f_from_counts(*cv)
+        out[f"{level}_audio_visual"] = f_from_counts(*cav)
+        out[f"{level}_event_at_av"] = f_from_counts(*(x.astype(np.int64) + y for x, y in zip(ca, cv, strict=True)))
     return out
 
 
 def llp_scores(so_a: np.ndarray, so_v: np.ndarray, gt_a: np.ndarray, gt_v: np.ndarray) -> dict[str, float]:
     """The ten LLP numbers in percent (flat names of METRIC_NAMES), means over all videos."""
     per_video = per_video_scores(so_a, so_v, gt_a, gt_v)
-    if len(per_video["seg_a"]) == 0:
+    if len(per_video["segment_audio"]) == 0:
         raise UwavError("cannot score an empty split (0 videos)")
     scores = {k: 100.0 * float(v.mean()) for k, v in per_video.items()}
-    for level in ("seg", "ev"):
-        scores[f"{level}_type"] = (scores[f"{level}_a"] + scores[f"{level}_v"] + scores[f"{level}_av"]) / 3
-    return {k: scores[k] for k in METRIC_NAMES}
+    for level, _ in LEVELS:
+        scores[f"{level}_type_at_av"] = (scores[f"{level}_audio"] + scores[f"{level}_visual"]
+                                         + scores[f"{level}_audio_visual"]) / 3
+    return Scores((k, scores[k]) for k in METRIC_NAMES)
 
 
 def evaluate_probabilities(
@@ -203,7 +236,7 @@ def unav_seg_av(
 
     z_a, z_v: logits [N, T, C]; labels_av: bool [N, T, C]; lengths: int [N] valid seconds per video.
     Prediction is sigmoid(z_a)·sigmoid(z_v) >= 0.5; positions at or past lengths[i] are ignored in
-    both prediction and GT. Returns seg_av (used for selection) and ev_av.
+    both prediction and GT. Returns segment_audio_visual (Seg-av, used for selection) and event_audio_visual.
     """
     z_a, z_v = np.asarray(z_a, dtype=np.float64), np.asarray(z_v, dtype=np.float64)
     (labels,) = _check_bool(labels_av=labels_av)
@@ -222,10 +255,8 @@ def unav_seg_av(
     gt = labels & valid
     if n == 0:
         raise UwavError("cannot score an empty split (0 videos)")
-    return {
-        "seg_av": 100.0 * float(f_from_counts(*segment_counts(pred, gt)).mean()),
-        "ev_av": 100.0 * float(f_from_counts(*event_counts(pred, gt)).mean()),
-    }
+    return Scores(segment_audio_visual=100.0 * float(f_from_counts(*segment_counts(pred, gt)).mean()),
+                  event_audio_visual=100.0 * float(f_from_counts(*event_counts(pred, gt)).mean()))
 
 
 def ave_accuracy(pred_labels: np.ndarray, gt_labels: np.ndarray) -> float:
@@ -288,7 +319,7 @@ def evaluate_ave(
     binarisation only; the accuracy labels use `ave_segment_labels` (>= threshold).
     """
     pred = ave_segment_labels(audio_prob, visual_prob, video_prob, threshold)
-    scores = {"accuracy": ave_accuracy(pred, segment_labels_from_gt(gt))}
+    scores = Scores(accuracy=ave_accuracy(pred, segment_labels_from_gt(gt)))
     scores.update(evaluate_probabilities(audio_prob, visual_prob, video_prob, gt, gt, tie_rule=tie_rule))
     return scores
 
@@ -299,18 +330,10 @@ def format_ave(scores: dict[str, float], title: str | None = None) -> str:
     return f"{head}segment accuracy {scores['accuracy']:.2f}%\n" + format_table(scores)
 
 
-def nested(scores: dict[str, float]) -> dict[str, dict[str, float]]:
-    """Flat names -> {"segment": {audio, visual, audio_visual, type, event}, "event": {...}}."""
-    return {
-        title: {name: scores[f"{prefix}_{key}"] for key, name in _NESTED_KEYS}
-        for prefix, title in (("seg", "segment"), ("ev", "event"))
-    }
-
-
 def format_table(scores: dict[str, float], title: str | None = None) -> str:
     """Two-decimal table in the standard column order: rows Segment and Event."""
     lines = [title] if title else []
-    lines.append(f"{'':<8}" + "".join(f"{h:>10}" for h in _COLUMN_TITLES))
-    for prefix, name in (("seg", "Segment"), ("ev", "Event")):
-        lines.append(f"{name:<8}" + "".join(f"{scores[f'{prefix}_{k}']:>10.2f}" for k, _ in _NESTED_KEYS))
+    lines.append(f"{'':<8}" + "".join(f"{h:>10}" for _, h in COLUMNS))
+    for level, name in LEVELS:
+        lines.append(f"{name:<8}" + "".join(f"{scores[f'{level}_{k}']:>10.2f}" for k, _ in COLUMNS))
     return "\n".join(lines)

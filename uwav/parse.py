@@ -15,8 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from uwav.checkpoints import load_generator, load_parser
+from uwav.classes import class_names
 from uwav.errors import UwavError
+from uwav.extract.run import Extractor, list_videos
+from uwav.extract.video import decode_video
+from uwav.io import atomic_path
 
 MODALITIES = ("audio", "visual", "audio-visual")
 COLOURS = {"audio": "#1f77b4", "visual": "#ff7f0e", "audio-visual": "#2ca02c"}
@@ -95,8 +101,6 @@ def events_from_probs(
 
 def load_uwav_parser(path: str | Path, device: str = "cpu"):
     """A parser checkpoint trained on the UWAV layout (CLAP audio 512 + CLIP visual 768); else a UwavError."""
-    from uwav.experiment import load_parser
-
     model, ckpt = load_parser(path, device)
     layout = ((ckpt.get("config") or {}).get("paths") or {}).get("layout")
     if layout != "uwav":
@@ -109,13 +113,10 @@ def load_uwav_parser(path: str | Path, device: str = "cpu"):
 
 def run_parser(model, clap: np.ndarray, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One video's features clap [T, Da], clip [T, Dv] -> (video_prob [C], prob_a [T, C], prob_v [T, C])."""
-    import torch
-
-    cfg = model.config
-    if clap.shape[1] != cfg.audio_dim or clip.shape[1] != cfg.visual_dim:
+    if clap.shape[1] != model.audio_dim or clip.shape[1] != model.visual_dim:
         raise UwavError(
             f"features are audio {clap.shape[1]}-d and visual {clip.shape[1]}-d but the parser "
-            f"expects {cfg.audio_dim}-d and {cfg.visual_dim}-d; extract with the models it was "
+            f"expects {model.audio_dim}-d and {model.visual_dim}-d; extract with the models it was "
             "trained on"
         )
     device = next(model.parameters()).device
@@ -163,21 +164,13 @@ def parse_videos(
     progress: bool = False,
 ) -> list[Parsed]:
     """Decode, extract and parse each input video (files, folders, .txt lists). `options`: ExtractOptions."""
-    import torch
-
-    from uwav.classes import vocabulary
-    from uwav.extract.run import Extractor, list_videos
-    from uwav.extract.video import decode_video
-
     model, ckpt = load_uwav_parser(parser, options.device)
     tie_rule = ((ckpt.get("config") or {}).get("eval") or {}).get("tie_rule", "ge")
-    classes = vocabulary(options.classes)
+    classes = class_names(options.classes)
     videos = list_videos(inputs)
     extractor = extractor or Extractor(options)
     gen = text = None
     if generator is not None:
-        from uwav.generate import load_generator
-
         gen = load_generator(generator, options.device)
         text = [torch.from_numpy(t) for t in extractor.text_embeddings()]  # (CLIP, CLAP)
     results = []
@@ -205,8 +198,6 @@ def plot_timeline(parsed: Parsed, path: str | Path, note: str = "", max_classes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from uwav.io import atomic_path
 
     parser_events = [e for e in parsed.events if e["source"] == "parser"]
     shown = sorted({parsed.classes.index(e["class"]) for e in parser_events})

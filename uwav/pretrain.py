@@ -10,33 +10,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from uwav import losses, metrics
 from uwav.allocator import keep_freed_memory
+from uwav.checkpoints import save_generator
+from uwav.classes import UNAV_CLASSES
+from uwav.data.features import load_text_embeddings
+from uwav.data.unav import UnavSplit, load_unav_split
 from uwav.errors import UwavError
-from uwav.io import atomic_path
-from uwav.train import epoch_lr, resolve_device, seed_everything, send
+from uwav.models.generator import Generator
+from uwav.runtime import epoch_lr, resolve_device, seed_everything, send
 
 
 @dataclass
 class UnavData:
-    train: object  # uwav.data.unav.UnavSplit
-    val: object
+    train: UnavSplit
+    val: UnavSplit
     text_audio: np.ndarray  # [100, 512] CLAP text embeddings
     text_visual: np.ndarray  # [100, 768] CLIP text embeddings
 
 
 def load_unav_data(config) -> UnavData:
-    from uwav.classes import UNAV_CLASSES
-    from uwav.data.features import load_text_embeddings
-    from uwav.data.unav import load_unav_split
-
     p = config.paths
     if not p.unav_features or not p.unav_annotations:
         raise UwavError("config: paths.unav_features and paths.unav_annotations must be set for pre-training")
@@ -127,33 +128,17 @@ class PretrainResult:
     history: list[PretrainReport] = field(default_factory=list)
 
 
-def generator_config(config):
-    from uwav.models.generator import GeneratorConfig
-
-    g = config.generator
-    return GeneratorConfig(hidden=g.hidden, layers=g.layers, heads=g.heads, ff=g.ff, dropout=g.dropout)
-
-
-def save_generator(path: Path, model, gen_config, epoch: int, seg_av: float) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"generator_config": asdict(gen_config), "model": model.state_dict(), "epoch": epoch,
-                    "val_seg_av": seg_av}, tmp)
-
-
 def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainReport], None] | None = None,
              progress: bool = True) -> PretrainResult:
-    from uwav.models.generator import Generator
-
     data = data or load_unav_data(config)
     p = config.pretrain
-    device = resolve_device(config.train.device)
+    device = resolve_device(p.device, "pretrain.device")
     if device.type == "cpu":
         keep_freed_memory()
     seed_everything(config.seed)
-    gen_config = generator_config(config)
-    model = Generator(gen_config).to(device)
+    model = Generator(config.generator).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr_max, betas=(p.beta1, 0.999), eps=1e-8,
-                                  weight_decay=p.weight_decay, fused=True)  # see uwav.train.Trainer
+                                  weight_decay=p.weight_decay, fused=True)  # see uwav.fit.Trainer
     text_a = torch.from_numpy(data.text_audio).to(device)
     text_v = torch.from_numpy(data.text_visual).to(device)
     rng = np.random.default_rng(config.seed)
@@ -161,8 +146,6 @@ def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainR
     best, best_epoch, history = -np.inf, 0, []
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=p.epochs, desc="pretrain", unit="epoch", leave=False)
     for epoch in range(1, p.epochs + 1):
         lr = epoch_lr(epoch, p.epochs, p.warmup_epochs, p.lr_max, p.lr_min)
@@ -185,16 +168,16 @@ def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainR
             total += loss.detach()
             count += 1
         val = evaluate_generator(model, data.val, text_a, text_v, device)
-        improved = val["seg_av"] > best
+        improved = val["segment_audio_visual"] > best
         if improved:
-            best, best_epoch = val["seg_av"], epoch
-            save_generator(checkpoint, model, gen_config, epoch, best)
+            best, best_epoch = val["segment_audio_visual"], epoch
+            save_generator(checkpoint, model, epoch, best)
         report = PretrainReport(epoch=epoch, lr=lr, seconds=time.perf_counter() - t0, loss=total.item() / max(count, 1),
                                 val=val, best_seg_av=best, improved=improved)
         history.append(report)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{report.loss:.4f}", seg_av=f"{val['seg_av']:.2f}", best=f"{best:.2f}")
+            bar.set_postfix(loss=f"{report.loss:.4f}", seg_av=f"{val['segment_audio_visual']:.2f}", best=f"{best:.2f}")
         if on_epoch is not None:
             on_epoch(report)
     if bar is not None:

@@ -13,7 +13,7 @@ Layout in the MLflow UI (experiment `uwav-<sweep name>` unless the sweep file na
   final runs from `uwav train --best` (tag uwav.kind=final): per-seed test metrics as steps and
       their mean / std.
 
-Logging happens on the driver through a Tune callback (`SweepTracker`): trials never talk to MLflow,
+Logging happens on the driver through a Tune callback (uwav.sweep.tracker): trials never talk to MLflow,
 so a cluster only needs the tracking server reachable from the head node. On `--resume` child runs are
 found again by their trial id, so nothing is duplicated.
 """
@@ -26,14 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ray.tune import Callback
-
 TRIAL_TAG = "uwav.trial_id"
 SWEEP_TAG = "uwav.sweep_dir"
 PARENT_TAG = "mlflow.parentRunId"
 # Result keys that become step metrics; Tune's own bookkeeping (time_this_iter_s, ...) is left out.
-_METRIC_PREFIXES = ("val_", "loss_", "pseudo_")
-_METRIC_KEYS = ("objective", "best_objective", "best_epoch", "lr", "epoch_seconds")
+METRIC_PREFIXES = ("val_", "loss_", "pseudo_")
+METRIC_KEYS = ("objective", "best_objective", "best_epoch", "lr", "epoch_seconds")
 
 
 def client(tracking_uri: str):
@@ -186,104 +184,6 @@ def child_runs(tracking_uri: str, parent_run_id: str) -> list:
     c = client(tracking_uri)
     parent = c.get_run(parent_run_id)
     return c.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
-
-
-# ---- one child run per trial, from the driver -----------------------------------------------------
-
-
-class SweepTracker(Callback):
-    """Tune callback that mirrors trials into MLflow child runs of the sweep's parent run.
-
-    Pickled into Tune's experiment state (Tuner.restore brings it back), so it holds only plain data;
-    the MLflow client and the trial -> run map are rebuilt lazily.
-    """
-
-    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, base: dict,
-                 searched: tuple[str, ...]):
-        self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
-        self.base, self.searched = base, tuple(searched)
-        self._client = None
-        self._runs: dict[str, str] = {}
-        self._last_step: dict[str, int] = {}
-        self._last: dict[str, dict] = {}
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.update(_client=None, _runs={}, _last_step={}, _last={})
-        return state
-
-    @property
-    def mlflow(self):
-        if self._client is None:
-            self._client = client(self.tracking_uri)
-        return self._client
-
-    def trial_config(self, trial):
-        from uwav.config import config_from_dict, with_overrides
-
-        return with_overrides(config_from_dict(self.base, "<sweep base>"), dict(trial.config), "<sweep trial>")
-
-    def run_id(self, trial) -> str:
-        """The trial's child run: remembered, found again by its trial id (resume), or created."""
-        tid = trial.trial_id
-        if tid in self._runs:
-            return self._runs[tid]
-        run = find_run(self.mlflow, self.experiment_id, {TRIAL_TAG: tid, PARENT_TAG: self.parent_run_id})
-        if run is not None:
-            reopen(self.mlflow, run)
-            run_id = run.info.run_id
-            self._last_step[tid] = int(run.data.metrics.get("epoch", 0))
-        else:
-            from uwav.config import flat_dict
-
-            run = self.mlflow.create_run(self.experiment_id, run_name=str(trial), tags={
-                PARENT_TAG: self.parent_run_id, TRIAL_TAG: tid, "uwav.kind": "trial",
-                "uwav.searched": ",".join(self.searched)})
-            run_id = run.info.run_id
-            log_params(self.mlflow, run_id, flat_dict(self.trial_config(trial)))
-            self._last_step[tid] = 0
-        self._runs[tid] = run_id
-        return run_id
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        run_id = self.run_id(trial)
-        reopen(self.mlflow, self.mlflow.get_run(run_id))  # a trial continued after an interruption
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        run_id = self.run_id(trial)
-        step = int(result.get("epoch", result.get("training_iteration", 0)))
-        self._last[trial.trial_id] = dict(result)
-        # A trial restarted from its checkpoint re-reports epochs already logged; log each step once.
-        if step <= self._last_step.get(trial.trial_id, 0):
-            return
-        self._last_step[trial.trial_id] = step
-        values = {k: v for k, v in result.items()
-                  if k.startswith(_METRIC_PREFIXES) or k in _METRIC_KEYS or k == "epoch"}
-        pseudo = {k: v for k, v in values.items() if k.startswith("pseudo_")}
-        log_metrics(self.mlflow, run_id, {k: v for k, v in values.items() if k not in pseudo}, step=step)
-        if pseudo:
-            log_metrics(self.mlflow, run_id, pseudo, step=0)
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        run_id = self.run_id(trial)
-        self.mlflow.set_tag(run_id, "uwav.restarts", str(getattr(trial, "num_failures", 1)))
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        run_id = self.run_id(trial)
-        last = self._last.get(trial.trial_id) or trial.last_result or {}
-        epochs = self.trial_config(trial).train.epochs
-        reached = int(last.get("epoch", 0))
-        if "objective" in last:
-            log_metrics(self.mlflow, run_id, {"final_objective": last["objective"]}, step=reached)
-        self.mlflow.set_tag(run_id, "stopped_early", "true" if reached < epochs else "false")
-        self.mlflow.set_terminated(run_id, "FINISHED")
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        run_id = self.run_id(trial)
-        error_file = getattr(trial, "error_file", None)
-        if error_file:
-            self.mlflow.set_tag(run_id, "uwav.error_file", str(error_file))
-        self.mlflow.set_terminated(run_id, "FAILED")
 
 
 # ---- the final multi-seed run of `uwav train --best` -------------------------------------------------

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uwav.classes import AVE_CLASSES, AVE_CLASSES_ALPHABETICAL
+from uwav.classes import AVE_CLASS_ORDERS, AVE_CLASSES, class_names
 from uwav.errors import UwavError
 from uwav.io import read_text_file
 
@@ -38,17 +38,8 @@ HEADER = "Category&VideoID&Quality&StartTime&EndTime"
 ANNOTATIONS = "Annotations.txt"
 SPLIT_FILES = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
 ORDER_FILES = {"train": "train_order.h5", "val": "val_order.h5", "test": "test_order.h5"}
-CLASS_ORDERS = {"dataset": AVE_CLASSES, "alphabetical": AVE_CLASSES_ALPHABETICAL}
 SPLIT_SOURCES = ("txt", "h5")
 BACKGROUND = len(AVE_CLASSES)  # segment label 28
-
-
-def ave_classes(class_order: str) -> tuple[str, ...]:
-    """The 28 names in index order for `class_order` ("dataset" or "alphabetical")."""
-    try:
-        return CLASS_ORDERS[class_order]
-    except KeyError:
-        raise UwavError(f"AVE class order {class_order!r}; expected one of {', '.join(CLASS_ORDERS)}") from None
 
 
 def sample_key(row: int, video_id: str) -> str:
@@ -232,7 +223,7 @@ class AveSplit:
 def split_arrays(rows: list[AveRow] | tuple[AveRow, ...], members: np.ndarray, class_order: str
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(weak float32 [N, C], event mask bool [N, T, C], segment labels int64 [N, T]) of `members`."""
-    names = ave_classes(class_order)
+    names = class_names("ave", class_order)
     position = {name: i for i, name in enumerate(names)}
     cls = np.array([position[rows[i].category] for i in members.tolist()], dtype=np.int64)
     start = np.array([rows[i].start for i in members.tolist()], dtype=np.int64)
@@ -252,7 +243,7 @@ def load_ave_split(annotations_dir: str | os.PathLike, split: str, class_order: 
     """One split of the AVE annotations in `annotations_dir` (see the module docstring)."""
     if split not in SPLIT_FILES:
         raise UwavError(f"unknown AVE split {split!r}; expected one of {', '.join(SPLIT_FILES)}")
-    ave_classes(class_order)
+    class_names("ave", class_order)
     ann = annotations or read_ave_annotations(annotations_dir, split_source)
     members = ann.split_rows[split]
     weak, gt, labels = split_arrays(ann.rows, members, class_order)
@@ -344,8 +335,8 @@ def check_prediction_classes(path: str | os.PathLike, class_order: str) -> None:
         raise UwavError(f"{path}: file not found") from None
     except Exception as err:  # np.load raises many types for corrupt input
         raise UwavError(f"{path}: not a readable .npz ({type(err).__name__}: {err})") from None
-    if recorded is not None and tuple(recorded) != ave_classes(class_order):
-        other = [name for name, names in CLASS_ORDERS.items() if tuple(recorded) == names]
+    if recorded is not None and tuple(recorded) != class_names("ave", class_order):
+        other = [name for name, names in AVE_CLASS_ORDERS.items() if tuple(recorded) == names]
         found = f"the {other[0]} order" if other else "another class list"
         raise UwavError(f"{path}: key classes holds {found}; expected the {class_order} order "
                         f"(pass --class-order {other[0] if other else class_order})")

@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from uwav.classes import AVE_CLASSES, LLP_CLASSES, UNAV_CLASSES
+from uwav.data.ave import ave_oddities, read_ave_annotations
 from uwav.data.features import LAYOUTS, SPECS, UWAV_TEXT, VALOR_PSEUDO, ScanResult, Spec, read_into, scan
+from uwav.data.llp import load_llp_split
+from uwav.data.unav import CLAP_SPEC, CLIP_SPEC, read_unav_json
 from uwav.errors import UwavError
 
 DATASETS = ("llp", "unav", "ave")
@@ -87,8 +90,6 @@ def _check_text(report: CheckReport, root: Path, classes: int) -> None:
 
 
 def _check_llp(report: CheckReport, root: Path, layout: str, annotations: Path) -> None:
-    from uwav.data.llp import load_llp_split
-
     report.summary.append(f"LLP in {root} (layout {layout}), annotations {annotations}")
     ids: list[str] = []
     owner: dict[str, str] = {}
@@ -125,8 +126,6 @@ def _check_llp(report: CheckReport, root: Path, layout: str, annotations: Path) 
 
 
 def _check_unav(report: CheckReport, root: Path, layout: str, annotations: Path) -> None:
-    from uwav.data.unav import CLAP_SPEC, CLIP_SPEC, read_unav_json
-
     if layout != "uwav":
         raise UwavError(f"UnAV-100 features exist only in the uwav layout; found --layout {layout}")
     report.summary.append(f"UnAV-100 in {root} (layout uwav), annotations {annotations}")
@@ -152,8 +151,6 @@ def _check_unav(report: CheckReport, root: Path, layout: str, annotations: Path)
 
 def _check_ave(report: CheckReport, root: Path, layout: str | None, annotations: Path) -> None:
     """AVE: the annotation oddities (data-formats §8.3), then the features of every distinct video id."""
-    from uwav.data.ave import ave_oddities, read_ave_annotations
-
     if layout not in (None, "uwav", "ave"):
         raise UwavError(f"AVE features are read in the ave (or uwav) layout; found --layout {layout}")
     report.summary.append(f"AVE annotations {annotations}" + (f", features in {root} (layout {layout})"

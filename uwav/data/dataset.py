@@ -1,8 +1,8 @@
 """Everything the parser's `fit` needs, loaded once into contiguous numpy arrays.
 
-`load_parser_data` reads annotations, parser features and the cached generator logits for the requested
-splits and fits θ on val (fast: well under a second). The result is plain numpy, so a sweep driver can
-put it into Ray's object store once and every trial maps the same memory.
+`load_parser_data` reads annotations, parser features, the cached generator logits and the θ that
+`uwav pseudo` fitted on val (uwav.data.logits) for the requested splits. The result is plain numpy, so a
+sweep driver can put it into Ray's object store once and every trial maps the same memory.
 
 Test hygiene: with `include_test=False` (what sweeps use) the test CSVs, features and logits are never
 opened, and `ParserData.split("test")` raises.
@@ -15,6 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from uwav.data.ave import load_ave_split
+from uwav.data.features import parser_inputs
+from uwav.data.llp import load_llp_split
+from uwav.data.logits import LogitsCache, logits_for_split, open_logits, read_thresholds
 from uwav.errors import UwavError
 
 
@@ -62,17 +66,6 @@ class ParserData:
         return total
 
 
-def class_names(config) -> tuple[str, ...]:
-    """The config's class vocabulary in index order (AVE: in `ave_class_order`)."""
-    from uwav.classes import LLP_CLASSES
-
-    if config.dataset == "ave":
-        from uwav.data.ave import ave_classes
-
-        return ave_classes(config.ave_class_order)
-    return LLP_CLASSES
-
-
 def annotation_files(config) -> str:
     """The dense-GT file recorded with results: LLP's audio GT CSV, or AVE's Annotations.txt."""
     if config.dataset == "ave":
@@ -87,40 +80,29 @@ def load_annotations(config, split: str):
         what = "Annotations.txt and the AVE split files" if config.dataset == "ave" else "the LLP CSVs"
         raise UwavError(f"config: paths.annotations is empty; set it to the folder holding {what}")
     if config.dataset == "ave":
-        from uwav.data.ave import load_ave_split
-
         return load_ave_split(paths.annotations, split, class_order=config.ave_class_order)
-    from uwav.data.llp import load_llp_split
-
     return load_llp_split(paths.annotations, split, eval_audio=paths.eval_audio or None,
                           eval_visual=paths.eval_visual or None)
 
 
 def _parser_inputs(config, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    from uwav.data.features import parser_inputs
-
     if not config.paths.features:
         raise UwavError("config: paths.features is empty; set it to the root of the parser features")
     return parser_inputs(config.paths.features, config.paths.layout, ids)
 
 
-def load_split(config, split: str, logits: dict | None) -> SplitArrays:
+def load_split(config, split: str, logits: LogitsCache | None) -> SplitArrays:
     ann = load_annotations(config, split)
     audio, visual = _parser_inputs(config, list(ann.ids))
     arrays = SplitArrays(name=split, filenames=tuple(ann.filenames), weak=ann.weak.astype(np.float32),
                          audio=audio, visual=visual, gt_audio=ann.gt_audio, gt_visual=ann.gt_visual)
     if logits is not None:
-        from uwav.generate import logits_for_split
-
         arrays.logits_audio, arrays.logits_visual = logits_for_split(logits, split, arrays.filenames)
     return arrays
 
 
 def load_parser_data(config, include_test: bool, with_logits: bool = True) -> ParserData:
-    """Load train + val (+ test) for `fit`; fit θ on val for both threshold modes."""
-    from uwav.generate import open_logits
-    from uwav.pseudo import fit_thresholds
-
+    """Load train + val (+ test) for `fit`, with the logits and θ of `uwav pseudo` (never re-fitted)."""
     logits = None
     if with_logits:
         path = Path(config.logits_file)
@@ -136,16 +118,11 @@ def load_parser_data(config, include_test: bool, with_logits: bool = True) -> Pa
         "dataset": config.dataset,
         "audio_gt_file": annotation_files(config),
         "layout": config.paths.layout,
-        "threshold_fit": config.pseudo.threshold_fit,
     })
     if config.dataset == "ave":
         data.meta["class_order"] = config.ave_class_order
     if logits is not None:
-        data.meta["generator_sha256"] = logits.get("generator_sha256", "")
-        fit = config.pseudo.threshold_fit
-        for mode in ("classwise", "classagnostic"):
-            data.thresholds[mode] = {
-                "audio": fit_thresholds(val.logits_audio, val.weak, val.gt_audio, mode, fit),
-                "visual": fit_thresholds(val.logits_visual, val.weak, val.gt_visual, mode, fit),
-            }
+        sha = logits.get("generator_sha256", "")
+        data.thresholds, theta_meta = read_thresholds(Path(config.logits_file).parent, data.num_classes, sha)
+        data.meta.update(generator_sha256=sha, threshold_fit=theta_meta.get("threshold_fit", ""))
     return data

@@ -221,36 +221,6 @@ def mean_of_8(res152: np.ndarray) -> np.ndarray:
     return res152.reshape(SEGMENTS, RES152_FRAMES_PER_SEGMENT, -1).mean(axis=1)
 
 
-def load_han(root: str | os.PathLike, ids: Sequence[str]) -> dict[str, np.ndarray]:
-    """HAN features: vggish [N, 10, 128], res152 [N, 10, 2048] (mean of 8), r2plus1d_18 [N, 10, 512]."""
-    specs = SPECS["han"]
-    out = {
-        "vggish": _stack(root, specs["vggish"], ids, "vggish"),
-        "res152": np.empty((len(ids), SEGMENTS, 2048), dtype=np.float32),
-        "r2plus1d_18": _stack(root, specs["r2plus1d_18"], ids, "r2plus1d_18"),
-    }
-    raise_problems(_fill(root, specs["res152"], ids, out["res152"], mean_of_8), "res152")
-    return out
-
-
-def load_valor(
-    root: str | os.PathLike, ids: Sequence[str], pseudo_labels: bool | None = None
-) -> dict[str, np.ndarray]:
-    """VALOR features: clip [N, 10, 768], clap [N, 64, 768] (token maps, row = f*32 + tau).
-
-    pseudo_labels: True requires, None loads when present, False skips
-    {clip,clap}_pseudo [N, 10, 25] float32 0/1 (int64 on disk).
-    """
-    out = {key: _stack(root, spec, ids, f"VALOR {key}") for key, spec in SPECS["valor"].items()}
-    for key, spec in VALOR_PSEUDO.items():
-        if pseudo_labels is False or (pseudo_labels is None and not (Path(root) / spec.folder).is_dir()):
-            continue
-        arr = np.empty((len(ids), *spec.shape), dtype=np.float32)
-        raise_problems(_fill(root, spec, ids, arr), f"VALOR {key}")
-        out[key] = arr
-    return out
-
-
 def load_uwav_segments(
     root: str | os.PathLike, ids: Sequence[str], length: int | None = 10
 ) -> dict[str, np.ndarray]:
@@ -313,7 +283,7 @@ def parser_inputs(root: str | os.PathLike, layout: str, ids: Sequence[str]) -> t
         return audio, visual
     raise UwavError(
         f"layout {layout!r} has no per-segment parser inputs; expected 'han', 'uwav' or 'ave' "
-        "(the valor layout holds VALOR's features and pseudo labels, read with load_valor)"
+        "(the valor layout holds VALOR's features and pseudo labels; `uwav data check` validates it)"
     )
 
 

@@ -28,8 +28,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from uwav.classes import LLP_CLASSES, UNAV_CLASSES
+from uwav.data.unav import read_unav_json, split_labels  # one label rule, shared with the loader
 from uwav.errors import UwavError
 from uwav.io import write_json, write_text
 
@@ -524,8 +526,6 @@ def _write_llp_split(
 
 
 def _write_unav(root: Path, world: World, seed: int, ids: list[str], subsets: list[str]) -> None:
-    from uwav.data.unav import read_unav_json, split_labels  # one rule for labels, shared with the loader
-
     database = _unav_database(_rng(seed, "unav-labels"), ids, subsets)
     write_json(root / "unav100_annotations.json", {"version": "unav100", "database": database})
     videos = read_unav_json(root / "unav100_annotations.json")  # also proves the file parses
@@ -633,8 +633,6 @@ def _replace_dir(staging: Path, out: Path) -> None:
 
 
 def _generate_into(root: Path, seed: int, size: str, sizes: dict[str, int], layouts, progress: bool) -> dict:
-    from tqdm import tqdm
-
     world = World(seed)
     n_llp = [sizes[s] for s in LLP_SPLITS]
     n_unav = [sizes[f"unav_{s}"] for s in UNAV_SUBSETS]

@@ -150,12 +150,12 @@ def generate_ave(
     force: bool = False,
 ) -> dict:
     """Write OUT/ave (and OUT/unav unless its sizes are 0) and return the manifest (OUT/synthetic.json)."""
-    from uwav.data.ave import ave_classes
+    from uwav.classes import class_names
 
     out = Path(out)
     if seed < 0:
         raise UwavError(f"seed {seed}; expected a non-negative integer")
-    names = ave_classes(class_order)
+    names = class_names("ave", class_order)
     sizes = resolve_sizes(size, overrides)
     S._prepare_out(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)

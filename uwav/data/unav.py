@@ -109,16 +109,9 @@ def read_unav_json(path: str | os.PathLike) -> dict[str, UnavVideo]:
     return videos
 
 
-def second_labels(events, duration: float) -> np.ndarray:
-    """Per-second labels bool [T', 100] of one video from (start, end, label_id) events."""
-    labels = np.zeros((num_seconds(duration), NUM_CLASSES), dtype=bool)
-    for start, end, label_id in events:
-        labels[int(start) : math.ceil(end), label_id] = True
-    return labels
-
-
 def split_labels(videos: list[UnavVideo], tmax: int) -> np.ndarray:
-    """bool [N, Tmax, 100] for a whole split at once (same rule as `second_labels`)."""
+    """Per-second labels bool [N, Tmax, 100] of a split: seconds int(start) … ceil(end) − 1 of each event
+    are positive (data-formats.md §7)."""
     rows = [(i, s, e, c) for i, v in enumerate(videos) for s, e, c in v.events]
     labels = np.zeros((len(videos), tmax, NUM_CLASSES), dtype=bool)
     if rows:
@@ -154,11 +147,6 @@ def adaptive_pool(x: np.ndarray, length: int) -> np.ndarray:
     return _pool_matrix(n, length) @ np.asarray(x, dtype=np.float32)
 
 
-def valid_mask(lengths: np.ndarray, tmax: int) -> np.ndarray:
-    """bool [N, Tmax]: true on the first lengths[n] positions of each video."""
-    return np.arange(tmax)[None, :] < np.asarray(lengths)[:, None]
-
-
 @dataclass(frozen=True, eq=False)
 class UnavSplit:
     """One UnAV subset at 1 s resolution, zero-padded to Tmax.
@@ -175,10 +163,6 @@ class UnavSplit:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    @property
-    def mask(self) -> np.ndarray:
-        return valid_mask(self.lengths, self.labels.shape[1])
 
 
 def load_unav_split(

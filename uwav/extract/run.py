@@ -22,10 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from uwav.classes import CLAP_PROMPT, CLIP_PROMPT, class_names, prompts
 from uwav.errors import UwavError
+from uwav.extract.clap import load_clap
+from uwav.extract.clip import load_clip
 from uwav.extract.video import VIDEO_SUFFIXES, DecodedVideo, decode_video
-from uwav.io import save_npy, write_json
+from uwav.io import file_sha256, save_npy, write_json
 
 CLIP_DIR = "feats_CLIP"
 CLAP_DIR = "feats_CLAP"
@@ -61,9 +65,6 @@ class Extractor:
     """Both encoders, loaded once: decoded video -> (clip [T, Dv], clap [T, Da]); classes -> text."""
 
     def __init__(self, options: ExtractOptions):
-        from uwav.extract.clap import load_clap
-        from uwav.extract.clip import load_clip
-
         if not options.random_weights and not (options.clip_pretrained and options.clap_checkpoint):
             raise UwavError(
                 "no weights given: pass --clip-pretrained (checkpoint file or cached open_clip tag) "
@@ -90,9 +91,7 @@ class Extractor:
 
     def text_embeddings(self, classes: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(CLIP [C, Dv], CLAP [C, Da]) for a class vocabulary, from method.md §2.3's templates."""
-        from uwav.classes import CLAP_PROMPT, CLIP_PROMPT, prompts, vocabulary
-
-        names = vocabulary(classes or self.options.classes)
+        names = class_names(classes or self.options.classes)
         return (
             self.clip.encode_texts(prompts(names, CLIP_PROMPT)),
             self.clap.encode_texts(prompts(names, CLAP_PROMPT)),
@@ -100,8 +99,6 @@ class Extractor:
 
     def describe(self) -> dict:
         """The manifest's model section: names, weights and SHA-256 of local weight files."""
-        from uwav.classes import CLAP_PROMPT, CLIP_PROMPT
-
         o = self.options
         return {
             "classes": o.classes,
@@ -130,8 +127,6 @@ class Extractor:
 
 
 def _sha256_or_none(path: str | None) -> str | None:
-    from uwav.generate import file_sha256
-
     return file_sha256(path) if path and Path(path).is_file() else None
 
 
@@ -268,8 +263,6 @@ def extract(
             manifest["videos"][v.stem] = {"file": str(v), "segments": t, "duration": None}
     stream = decoded_in_background(todo, options.workers, options.segments)
     if progress:
-        from tqdm import tqdm
-
         stream = tqdm(stream, total=len(todo), desc="extract", unit="video", initial=0)
     for i, (path, decoded) in enumerate(stream):
         if isinstance(decoded, UwavError):

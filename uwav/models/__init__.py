@@ -1,15 +1,7 @@
 """Neural network modules: the pseudo-label generator and the HAN inference model."""
 
-from uwav.models.generator import Generator, GeneratorConfig, TemporalStream, padding_attention_mask
-from uwav.models.han import HAN, HANConfig, HANLayer, HANOutput
+from uwav.models.generator import Generator, TemporalStream, padding_attention_mask
+from uwav.models.han import HAN, HANLayer, HANOutput
+from uwav.models.han_fast import FastHANLayer
 
-__all__ = [
-    "HAN",
-    "Generator",
-    "GeneratorConfig",
-    "HANConfig",
-    "HANLayer",
-    "HANOutput",
-    "TemporalStream",
-    "padding_attention_mask",
-]
+__all__ = ["HAN", "FastHANLayer", "Generator", "HANLayer", "HANOutput", "TemporalStream", "padding_attention_mask"]

@@ -5,31 +5,20 @@ frozen class text embeddings [C, D] that are passed in at call time, so one chec
 space (UnAV's 100 classes in pre-training, LLP's 25 or AVE's 28 at generation time). method.md §2.
 """
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from uwav.config import GeneratorConfig
 from uwav.models.dropout import FastDropout
 
 # Additive mask value of the reference code; a finite float (not -inf / bool) keeps fully masked rows
 # (padded queries) finite instead of NaN.
 _MASK_VALUE = -1e10
-
-
-@dataclass
-class GeneratorConfig:
-    audio_dim: int = 512  # CLAP
-    visual_dim: int = 768  # CLIP ViT-L/14
-    hidden: int = 1024
-    layers: int = 5
-    heads: int = 16
-    ff: int = 2048
-    dropout: float = 0.3
-    # Fixed multipliers (≈ ln 26.88 and ln 100), not learned; method.md §2.2.
-    audio_logit_scale: float = 3.2912
-    visual_logit_scale: float = 4.6052
+# Fixed multipliers of the text-similarity logits (≈ ln 26.88 and ln 100), not learned; method.md §2.2.
+AUDIO_LOGIT_SCALE = 3.2912
+VISUAL_LOGIT_SCALE = 4.6052
+CLAP_DIM, CLIP_DIM = 512, 768  # the frozen encoders' embedding widths
 
 
 def padding_attention_mask(
@@ -127,12 +116,13 @@ class TemporalStream(nn.Module):
 class Generator(nn.Module):
     """Audio (CLAP) and visual (CLIP) streams with separate weights."""
 
-    def __init__(self, config: GeneratorConfig | None = None):
+    def __init__(self, config: GeneratorConfig | None = None, audio_dim: int = CLAP_DIM, visual_dim: int = CLIP_DIM):
         super().__init__()
         self.config = cfg = config or GeneratorConfig()
+        self.audio_dim, self.visual_dim = audio_dim, visual_dim
         common = dict(hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, ff=cfg.ff, dropout=cfg.dropout)
-        self.audio = TemporalStream(cfg.audio_dim, logit_scale=cfg.audio_logit_scale, **common)
-        self.visual = TemporalStream(cfg.visual_dim, logit_scale=cfg.visual_logit_scale, **common)
+        self.audio = TemporalStream(audio_dim, logit_scale=AUDIO_LOGIT_SCALE, **common)
+        self.visual = TemporalStream(visual_dim, logit_scale=VISUAL_LOGIT_SCALE, **common)
 
     def forward(
         self,

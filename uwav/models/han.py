@@ -1,33 +1,30 @@
 """HAN (hybrid attention network) with MMIL pooling, in UWAV's configuration (method.md §9.1).
 
-Audio [B, T, Da] and visual [B, T, Dv] segment features -> per-modality segment logits [B, T, C] from a
-shared classifier, and a video-level probability [B, C] in (0, 2) from attention pooling over time and
-modality. The original HAN (1 layer, 1 head, FFN 512, linear audio projection) is the same module with a
-different HANConfig, except that it updated both streams in parallel.
+Audio [B, T, Da] and visual [B, T, Dv] segment features are projected to width d, then L layers update
+both streams in turn (a' = L(a, v), then v' = L(v, a'); one layer's weights serve both streams):
+
+    L(q, k) = LN(z + Dropout(FFN(z))),   z = LN(q + Dropout(Attn(q, k, k)) + Dropout(Attn(q, q, q)))
+
+A shared classifier gives segment logits per modality [B, T, C]; the video-level probability [B, C], in
+(0, 2), pools the segment probabilities with attention over time and over the two modalities (MMIL).
+The original HAN (1 layer, 1 head, FFN 512, linear audio projection) is this module with another
+`ParserConfig`, except that it updated both streams in parallel.
+
+`HANLayer` below is the definition. `uwav.models.han_fast.FastHANLayer` computes the same layer with the
+same parameters, arranged for CPU training; `parser.layer_impl` chooses (auto: the fast one on CPU).
 """
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from uwav.config import ParserConfig
 from uwav.errors import UwavError
-from uwav.models.attention import Attention
-from uwav.models.dropout import FastDropout
+from uwav.models.han_fast import FastHANLayer
 
-
-@dataclass
-class HANConfig:
-    audio_dim: int = 128  # VGGish
-    visual_dim: int = 2560  # ResNet-152 (8-frame mean) ++ R(2+1)D
-    d_model: int = 512
-    layers: int = 5
-    heads: int = 16
-    ff: int = 2048
-    dropout: float = 0.1
-    num_classes: int = 25
-    audio_projection: str = "mlp"  # "mlp": 128->1024->ReLU->512 (UWAV); "linear": one Linear (original HAN)
+# Parser inputs of the HAN layout: VGGish audio, ResNet-152 (8-frame mean) ++ R(2+1)D visual, LLP's classes.
+HAN_AUDIO_DIM, HAN_VISUAL_DIM, LLP_NUM_CLASSES = 128, 2560, 25
 
 
 class HANOutput(NamedTuple):
@@ -43,78 +40,67 @@ class HANLayer(nn.Module):
 
     def __init__(self, d_model: int, heads: int, ff: int, dropout: float):
         super().__init__()
-        self.cross_attn = Attention(d_model, heads, dropout)
-        self.self_attn = Attention(d_model, heads, dropout)
+        self.cross_attn = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
+        self.self_attn = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
         self.linear1 = nn.Linear(d_model, ff)
         self.linear2 = nn.Linear(ff, d_model)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
-        self.drop_cross = FastDropout(dropout)
-        self.drop_self = FastDropout(dropout)
-        self.drop_ff_inner = FastDropout(dropout)
-        self.drop_ff_out = FastDropout(dropout)
+        self.drop_cross = nn.Dropout(dropout)
+        self.drop_self = nn.Dropout(dropout)
+        self.drop_ff_inner = nn.Dropout(dropout)
+        self.drop_ff_out = nn.Dropout(dropout)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """q, k [B, T, d] -> L(q, k) [B, T, d]."""
-        w = self.cross_attn.split_in_proj()
-        own = self.drop_self(self.self_attn(q))
-        return self._finish(q, self.cross_attn.project_q(q, w), k, own, w)
+        cross = self.cross_attn(q, k, k, need_weights=False)[0]
+        own = self.self_attn(q, q, q, need_weights=False)[0]
+        z = self.norm1(q + self.drop_cross(cross) + self.drop_self(own))
+        ffn = self.linear2(self.drop_ff_inner(torch.relu(self.linear1(z))))
+        return self.norm2(z + self.drop_ff_out(ffn))
 
     def forward_pair(self, a: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """HAN's sequential update a' = L(a, v), v' = L(v, a'), with the work that does not wait on a'
-        done for both streams at once.
+        """HAN's sequential update: the visual stream attends to the already updated audio stream."""
+        a = self(a, v)
+        return a, self(v, a)
 
-        The self-attention of v and the query projection of v's cross-attention read only the layer's
-        input v, so both streams go through those in one batch of 2B clips: half the operator calls and
-        twice the rows per matrix product. Only the cross-attention keys/values and the FFN of v wait for a'.
-        """
-        w = self.cross_attn.split_in_proj()
-        both = torch.cat([a, v])  # [2B, T, d]
-        own_a, own_v = self.drop_self(self.self_attn(both)).chunk(2)
-        q_a, q_v = self.cross_attn.project_q(both, w).chunk(2)
-        a_new = self._finish(a, q_a, v, own_a, w)
-        v_new = self._finish(v, q_v, a_new, own_v, w)
-        return a_new, v_new
 
-    def _finish(self, q: torch.Tensor, q_cross: torch.Tensor, k: torch.Tensor, own: torch.Tensor,
-                w: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """The rest of L(q, k) given q's projected cross-attention query and its dropped-out self-attention."""
-        cross = self.cross_attn.attend(q_cross, *self.cross_attn.project_kv(k, w))
-        # In-place adds and ReLU land on fresh outputs that no backward reads (autograd checks this):
-        # fewer large allocations, each of which costs page faults on first touch on CPU. Never on a view
-        # that autograd tracks: a Linear on a 3-D input returns a view of its 2-D product, and an in-place
-        # op on such a view makes backward rebuild the whole base (CopySlices: a clone and two full
-        # copies). `cross` is one when dropout passes it through, so that add is out of place; the FFN
-        # runs on [B*T, d] rows (its in-place ReLU on a 3-D view cost 3 % of a training step).
-        dropped = self.drop_cross(cross)
-        z = (dropped + own if dropped is cross and cross.requires_grad else dropped.add_(own)).add_(q)
-        z = self.norm1(z)
-        rows = z.view(-1, z.shape[-1])
-        ffn = self.linear2(self.drop_ff_inner(torch.relu_(self.linear1(rows))))
-        return self.norm2(self.drop_ff_out(ffn).add_(rows).view_as(z))
+LAYERS = {"plain": HANLayer, "fast": FastHANLayer}
 
 
 class HAN(nn.Module):
-    def __init__(self, config: HANConfig | None = None):
+    def __init__(self, config: ParserConfig | None = None, audio_dim: int = HAN_AUDIO_DIM,
+                 visual_dim: int = HAN_VISUAL_DIM, num_classes: int = LLP_NUM_CLASSES, layer_impl: str = "plain"):
+        """config: the `parser:` section; the input widths and class count come from the data.
+
+        layer_impl: plain (`HANLayer`) or fast (`FastHANLayer`); the config's `auto` is resolved by the
+        caller, which knows the device (uwav.fit.build_parser).
+        """
         super().__init__()
-        self.config = cfg = config or HANConfig()
+        self.config = cfg = config or ParserConfig()
+        self.audio_dim, self.visual_dim, self.num_classes = audio_dim, visual_dim, num_classes
+        if layer_impl not in LAYERS:
+            raise UwavError(f"HAN: layer_impl is {layer_impl!r}; expected one of {', '.join(LAYERS)}")
+        self.layer_impl = layer_impl
         d = cfg.d_model
         if cfg.audio_projection == "mlp":
-            self.audio_proj: nn.Module = nn.Sequential(
-                nn.Linear(cfg.audio_dim, 1024), nn.ReLU(), nn.Linear(1024, d)
-            )
+            self.audio_proj: nn.Module = nn.Sequential(nn.Linear(audio_dim, 1024), nn.ReLU(), nn.Linear(1024, d))
         elif cfg.audio_projection == "linear":
-            self.audio_proj = nn.Linear(cfg.audio_dim, d)
+            self.audio_proj = nn.Linear(audio_dim, d)
         else:
-            raise UwavError(
-                f"HAN config: audio_projection is {cfg.audio_projection!r}; expected 'mlp' or 'linear'"
-            )
-        self.visual_proj = nn.Linear(cfg.visual_dim, d)
+            raise UwavError(f"HAN config: audio_projection is {cfg.audio_projection!r}; expected 'mlp' or 'linear'")
+        self.visual_proj = nn.Linear(visual_dim, d)
         # Layer i is applied to both streams (shared weights per depth).
-        self.layers = nn.ModuleList(HANLayer(d, cfg.heads, cfg.ff, cfg.dropout) for _ in range(cfg.layers))
-        self.fc_prob = nn.Linear(d, cfg.num_classes)
-        self.fc_frame_att = nn.Linear(d, cfg.num_classes)
-        self.fc_av_att = nn.Linear(d, cfg.num_classes)
+        layer = LAYERS[layer_impl]
+        self.layers = nn.ModuleList(layer(d, cfg.heads, cfg.ff, cfg.dropout) for _ in range(cfg.layers))
+        self.fc_prob = nn.Linear(d, num_classes)
+        self.fc_frame_att = nn.Linear(d, num_classes)
+        self.fc_av_att = nn.Linear(d, num_classes)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """The data-derived sizes a checkpoint needs to rebuild the model."""
+        return {"audio_dim": self.audio_dim, "visual_dim": self.visual_dim, "num_classes": self.num_classes}
 
     def classify(self, feats: torch.Tensor) -> torch.Tensor:
         """Shared segment classifier: feats [..., d] -> logits [..., C] (used by the mixup loss)."""
@@ -125,8 +111,7 @@ class HAN(nn.Module):
         a = self.audio_proj(audio)
         v = self.visual_proj(visual)
         for layer in self.layers:
-            # Sequential update: the visual stream attends to the already updated audio stream.
-            a, v = layer.forward_pair(a, v)
+            a, v = layer.forward_pair(a, v)  # a' = L(a, v), v' = L(v, a')
         seg_a = self.fc_prob(a)
         seg_v = self.fc_prob(v)
 

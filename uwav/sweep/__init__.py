@@ -1,6 +1,3 @@
-"""Sweeps: a sweep file (spec.py), the Tune trainable around `fit` (trainable.py), and the Tuner with
-resume, best-config extraction and the multi-seed finish (run.py). MLflow lives in uwav/tracking.py."""
-
-from uwav.sweep.spec import SweepSpec, load_sweep
-
-__all__ = ["SweepSpec", "load_sweep"]
+"""Sweeps: the sweep file (spec.py), the Tune trainable around `fit` (trainable.py), Ray start-up and the
+Tuner (tuner.py), the MLflow callback (tracker.py), results and the leaderboard (results.py), resume
+repair (repair.py) and `uwav train --best` (finish.py). MLflow calls live in uwav/tracking.py."""

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from uwav.config import Config, check_scalar, field_kind, flat_dict, load_config, to_dict, with_overrides
+from uwav.config import Config, check_scalar, field_kind, flat_dict, load_config, with_overrides
 from uwav.errors import UwavError
 from uwav.io import read_yaml
+from uwav.metrics import AVE_METRIC_NAMES, METRIC_NAMES, OBJECTIVES, canonical_name
 
 PARAM_TYPES = ("uniform", "loguniform", "int", "choice")
 TIME_ATTRS = ("epoch", "training_iteration")
@@ -96,7 +97,7 @@ class SweepSpec:
     base_path: Path
     base: Config  # base config with the sweep's overrides applied
     space: tuple[Param, ...]
-    metric: str = "seg_type"  # one of uwav.metrics.METRIC_NAMES, on val, best-so-far, maximised
+    metric: str = "segment_type_at_av"  # one of uwav.metrics.METRIC_NAMES, on val, best-so-far, maximised
     search: SearchSettings = field(default_factory=SearchSettings)
     points_to_evaluate: tuple[dict, ...] = ()
     asha: AshaSettings = field(default_factory=AshaSettings)
@@ -298,14 +299,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
     _check_combinations(where, base, space)
 
     # objective
-    from uwav.metrics import AVE_METRIC_NAMES, METRIC_NAMES
-    from uwav.train import objective_name
-
-    # The dataset's own selection metric by default (LLP: seg_type, AVE: accuracy); any val score it has.
+    # The dataset's own selection metric by default (LLP: segment_type_at_av, AVE: accuracy); any val score it has.
     allowed = AVE_METRIC_NAMES if base.dataset == "ave" else METRIC_NAMES
     obj = _Section(where, "objective", raw.get("objective"), ("metric", "mode"))
-    metric = obj.get("metric", str, objective_name(base))
-    metric = metric.removeprefix("val_")
+    metric = obj.get("metric", str, OBJECTIVES[base.dataset])
+    metric = canonical_name(metric.removeprefix("val_"))  # uwav 0.1's short names (seg_type) still read
     if metric not in allowed:
         raise UwavError(f"{where}: objective.metric must be one of {', '.join(allowed)} (val scores of "
                         f"{base.dataset}); found {obj.raw.get('metric')!r}")
@@ -406,7 +404,3 @@ def spec_summary(spec: SweepSpec) -> dict[str, Any]:
     out.update({f"scheduler.{k}": v for k, v in dataclasses.asdict(spec.asha).items()})
     out.update({f"space.{p.key}": p.describe() for p in spec.space})
     return out
-
-
-def base_config_dict(spec: SweepSpec) -> dict:
-    return to_dict(spec.base)

@@ -1,10 +1,8 @@
-"""Generator logits -> class-wise thresholds θ -> hard and soft (uncertainty-weighted) pseudo labels.
+"""Class-wise thresholds θ fitted on val (method.md §4), their offsets and the −∞ replacement (§5, §14).
 
-Everything here is a pure function of cached logits z [N, T, C], weak labels y [N, C], dense GT and
-θ (method.md §4-§6, §10), so a sweep can move θ offsets and the temperature per trial for free.
-
-θ may be −∞ ("every segment of every video with this class is positive"); it stays −∞ under offsets
-and is handled explicitly by `soft_labels` / `fill_infinite_thresholds`.
+Pure functions of cached logits z [N, T, C], weak labels y [N, C] and dense GT. θ may be −∞ ("every
+segment of every video with this class is positive"); it stays −∞ under offsets and is replaced only
+where a soft label needs a finite value (`fill_infinite_thresholds`, uwav.pseudo.targets).
 """
 
 from __future__ import annotations
@@ -19,10 +17,6 @@ VALOR_THRESHOLDS_CLIP = np.array([20, 15, 18, 14, 15, 18, 18, 15, 15, 15, 15, 18
                                   16, 14, 15, 15, 15, 18], dtype=np.float32)
 VALOR_THRESHOLDS_CLAP = np.array([0, 0, 1, 4, 6, -2, 4, 4, 2, 2, 2, 1, 2, 3, 0, 2, 2, 2, 0, 2, -1, 2, 3, 3, 0],
                                  dtype=np.float32)
-# Zero-shot similarity scales: CLIP's 100 and CLAP's exp(logit_scale_a) = exp(3.2912) ≈ 26.88.
-CLIP_ZERO_SHOT_SCALE = 100.0
-CLAP_ZERO_SHOT_SCALE = float(np.exp(3.2912))
-
 
 def _best_cut(values: np.ndarray, labels: np.ndarray) -> float:
     """θ maximising segment F1 of `values > θ` against `labels` (method.md §4).
@@ -105,11 +99,6 @@ def shift_thresholds(theta: np.ndarray, offset: float) -> np.ndarray:
     return (theta.astype(np.float32) + np.float32(offset)).astype(np.float32)
 
 
-def hard_labels(logits: np.ndarray, theta: np.ndarray, weak: np.ndarray) -> np.ndarray:
-    """ŷ = 1[z > θ] ⊙ y, float32 [N, T, C] (θ = −∞ gives the weak label on every segment)."""
-    return ((logits > theta) & (weak[:, None, :] > 0)).astype(np.float32)
-
-
 def fill_infinite_thresholds(theta: np.ndarray, logits: np.ndarray) -> np.ndarray:
     """Replace −∞ in θ by (minimum logit of that class over `logits`) − 1.
 
@@ -124,27 +113,14 @@ def fill_infinite_thresholds(theta: np.ndarray, logits: np.ndarray) -> np.ndarra
     return np.where(inf, class_min - 1.0, theta).astype(np.float32)
 
 
-def soft_labels(logits: np.ndarray, theta_finite: np.ndarray, weak: np.ndarray, temperature: float) -> np.ndarray:
-    """p̂ = sigmoid((z − θ) / τ) ⊙ y, float32 [N, T, C]; θ must already be finite (see above)."""
-    if not np.isfinite(theta_finite).all():
-        raise ValueError("soft_labels needs finite thresholds; call fill_infinite_thresholds first")
-    x = (logits.astype(np.float32) - theta_finite) / np.float32(temperature)
-    soft = 0.5 * (1.0 + np.tanh(0.5 * x))  # numerically safe sigmoid
-    return (soft * (weak[:, None, :] > 0)).astype(np.float32)
+THRESHOLD_MODES = ("classwise", "classagnostic")
 
 
-def zero_shot_scores(features: np.ndarray, text: np.ndarray, scale: float) -> np.ndarray:
-    """VALOR-style zero-shot logits: scale · cos(segment feature, class text embedding) [N, T, C]."""
-    f = features / np.maximum(np.linalg.norm(features, axis=-1, keepdims=True), 1e-12)
-    t = text / np.maximum(np.linalg.norm(text, axis=-1, keepdims=True), 1e-12)
-    return (scale * (f @ t.T)).astype(np.float32)
+def fit_all_thresholds(logits_a: np.ndarray, logits_v: np.ndarray, weak: np.ndarray, gt_a: np.ndarray,
+                       gt_v: np.ndarray, method: str = "f1") -> dict[str, dict[str, np.ndarray]]:
+    """θ of both modalities in both threshold modes: {mode: {"audio": [C], "visual": [C]}}.
 
-
-def pseudo_quality(logits_a: np.ndarray, logits_v: np.ndarray, theta_a: np.ndarray, theta_v: np.ndarray,
-                   weak: np.ndarray, gt_a: np.ndarray, gt_v: np.ndarray) -> dict[str, float]:
-    """The ten protocol numbers of the hard pseudo labels of one split (evaluation.md §10: no model gate)."""
-    from uwav.metrics import pseudo_label_scores
-
-    hard_a = hard_labels(logits_a, theta_a, weak) > 0
-    hard_v = hard_labels(logits_v, theta_v, weak) > 0
-    return pseudo_label_scores(hard_a, hard_v, gt_a.astype(bool), gt_v.astype(bool))
+    What `uwav pseudo` stores (uwav.pseudo.run) and training reads back; val logits, weak and dense GT.
+    """
+    return {mode: {"audio": fit_thresholds(logits_a, weak, gt_a, mode, method),
+                   "visual": fit_thresholds(logits_v, weak, gt_v, mode, method)} for mode in THRESHOLD_MODES}

@@ -1,0 +1,104 @@
+"""The Ray Tune callback that mirrors every trial into an MLflow child run of the sweep's parent run.
+
+It runs on the driver, so trials never talk to MLflow and a cluster only needs the tracking server
+reachable from the head node. The MLflow calls themselves are uwav.tracking's.
+"""
+
+from __future__ import annotations
+
+from ray.tune import Callback
+
+from uwav import tracking
+from uwav.config import Config, flat_dict, with_overrides
+
+
+class SweepTracker(Callback):
+    """Tune callback that mirrors trials into MLflow child runs of the sweep's parent run.
+
+    Pickled into Tune's experiment state (Tuner.restore brings it back), so it holds only plain data;
+    the MLflow client and the trial -> run map are rebuilt lazily.
+    """
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, base: Config,
+                 searched: tuple[str, ...]):
+        self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
+        self.base, self.searched = base, tuple(searched)
+        self._client = None
+        self._runs: dict[str, str] = {}
+        self._last_step: dict[str, int] = {}
+        self._last: dict[str, dict] = {}
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.update(_client=None, _runs={}, _last_step={}, _last={})
+        return state
+
+    @property
+    def mlflow(self):
+        if self._client is None:
+            self._client = tracking.client(self.tracking_uri)
+        return self._client
+
+    def trial_config(self, trial) -> Config:
+        return with_overrides(self.base, dict(trial.config), "<sweep trial>")
+
+    def run_id(self, trial) -> str:
+        """The trial's child run: remembered, found again by its trial id (resume), or created."""
+        tid = trial.trial_id
+        if tid in self._runs:
+            return self._runs[tid]
+        run = tracking.find_run(self.mlflow, self.experiment_id,
+                                {tracking.TRIAL_TAG: tid, tracking.PARENT_TAG: self.parent_run_id})
+        if run is not None:
+            tracking.reopen(self.mlflow, run)
+            run_id = run.info.run_id
+            self._last_step[tid] = int(run.data.metrics.get("epoch", 0))
+        else:
+            run = self.mlflow.create_run(self.experiment_id, run_name=str(trial), tags={
+                tracking.PARENT_TAG: self.parent_run_id, tracking.TRIAL_TAG: tid, "uwav.kind": "trial",
+                "uwav.searched": ",".join(self.searched)})
+            run_id = run.info.run_id
+            tracking.log_params(self.mlflow, run_id, flat_dict(self.trial_config(trial)))
+            self._last_step[tid] = 0
+        self._runs[tid] = run_id
+        return run_id
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        run_id = self.run_id(trial)
+        tracking.reopen(self.mlflow, self.mlflow.get_run(run_id))  # a trial continued after an interruption
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        run_id = self.run_id(trial)
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        self._last[trial.trial_id] = dict(result)
+        # A trial restarted from its checkpoint re-reports epochs already logged; log each step once.
+        if step <= self._last_step.get(trial.trial_id, 0):
+            return
+        self._last_step[trial.trial_id] = step
+        values = {k: v for k, v in result.items()
+                  if k.startswith(tracking.METRIC_PREFIXES) or k in tracking.METRIC_KEYS or k == "epoch"}
+        pseudo = {k: v for k, v in values.items() if k.startswith("pseudo_")}
+        tracking.log_metrics(self.mlflow, run_id, {k: v for k, v in values.items() if k not in pseudo}, step=step)
+        if pseudo:
+            tracking.log_metrics(self.mlflow, run_id, pseudo, step=0)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        run_id = self.run_id(trial)
+        self.mlflow.set_tag(run_id, "uwav.restarts", str(getattr(trial, "num_failures", 1)))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        run_id = self.run_id(trial)
+        last = self._last.get(trial.trial_id) or trial.last_result or {}
+        epochs = self.trial_config(trial).train.epochs
+        reached = int(last.get("epoch", 0))
+        if "objective" in last:
+            tracking.log_metrics(self.mlflow, run_id, {"final_objective": last["objective"]}, step=reached)
+        self.mlflow.set_tag(run_id, "stopped_early", "true" if reached < epochs else "false")
+        self.mlflow.set_terminated(run_id, "FINISHED")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        run_id = self.run_id(trial)
+        error_file = getattr(trial, "error_file", None)
+        if error_file:
+            self.mlflow.set_tag(run_id, "uwav.error_file", str(error_file))
+        self.mlflow.set_terminated(run_id, "FAILED")

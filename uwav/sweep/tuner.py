@@ -1,0 +1,184 @@
+"""Run a sweep (Ray Tune + OptunaSearch + ASHA) or continue it: Ray start-up, the Tuner, `run_sweep`.
+
+`run_sweep` loads train + val once on the driver (never test), shares them with every trial through the
+object store, runs the Tuner with the MLflow callback (uwav.sweep.tracker), and writes into the
+experiment folder (<storage>/<name>/): sweep.json (settings, MLflow location), best_config.yaml and the
+leaderboard (uwav.sweep.results). `uwav train --best` is uwav.sweep.finish.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import yaml
+
+from uwav import tracking
+from uwav._env import quiet_library_defaults
+from uwav.config import dump_yaml
+from uwav.data.dataset import load_parser_data
+from uwav.errors import UwavError
+from uwav.io import write_json, write_text
+from uwav.sweep.repair import repair_lost_checkpoints
+from uwav.sweep.results import BEST_FILE, META_FILE, SweepOutcome, leaderboard, write_leaderboard
+from uwav.sweep.spec import SweepSpec, spec_summary
+from uwav.sweep.tracker import SweepTracker
+from uwav.sweep.trainable import sweep_trial
+
+# ---- Ray -----------------------------------------------------------------------------------------
+
+
+def ray_environment(local: bool) -> None:
+    """Quiet defaults, and token auth that works with several Ray instances on one machine.
+
+    Ray 2.60 turns token auth on for every new local instance and, when no token exists, writes a fresh
+    one to ~/.ray/auth_token; instances started at the same moment (parallel tests, two sweeps on one
+    workstation) race on that file and a raylet can end up with another instance's token. A local sweep
+    therefore brings its own random token in RAY_AUTH_TOKEN, which Ray prefers over the file and which
+    its raylet and workers inherit; Ray itself then switches the mode to token. RAY_AUTH_MODE is left
+    alone on purpose: Ray caches it at import, and changing it afterwards makes the driver and the GCS
+    disagree. Users' own RAY_AUTH_* settings always win; with --address they must match the cluster's.
+    """
+    quiet_library_defaults()
+    # Tune snapshots its state after every checkpoint when num_to_keep is set; that is what makes
+    # --resume exact, so its "snapshotting may become a bottleneck" warning is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Snapshot the (small) experiment state every 2 s instead of Tune's >= 10 s, so a killed driver
+    # loses at most that much bookkeeping (a trial completed just before the kill is not resumed).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    auth = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+    if local and not any(os.environ.get(k) for k in auth):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        if "ray" not in sys.modules:  # safe only before the import; also silences Ray's notice
+            os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def start_ray(address: str | None, num_cpus: int | None = None, data_bytes: int = 0) -> bool:
+    """Connect to `address` or start a private local instance; True when this call started Ray."""
+    ray_environment(local=address is None)
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        # The store holds the shared data once plus small checkpoints in flight.
+        store = max(256 << 20, 2 * data_bytes + (128 << 20))
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+                 object_store_memory=store, log_to_driver=False)
+    return True
+
+
+def _tuner_parts(spec: SweepSpec, data, trainable):
+    from ray import tune
+
+    fn = tune.with_parameters(trainable or sweep_trial, data=data, base=spec.base,
+                              metric=spec.metric, threads=max(1, int(spec.cpu)))
+    return tune.with_resources(fn, {"cpu": spec.cpu, "gpu": spec.gpu})
+
+
+def _new_tuner(spec: SweepSpec, trainable, callback, verbose: int):
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    s = spec.search
+    sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.n_startup_trials,
+                                         multivariate=s.multivariate, group=s.group,
+                                         constant_liar=s.constant_liar)
+    searcher = OptunaSearch(metric="best_objective", mode="max",
+                            points_to_evaluate=[dict(p) for p in spec.points_to_evaluate] or None,
+                            sampler=sampler)
+    searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
+    a = spec.asha
+    scheduler = (ASHAScheduler(time_attr=a.time_attr, max_t=a.max_t, grace_period=a.grace_period,
+                               reduction_factor=a.reduction_factor) if a.enabled else FIFOScheduler())
+    run_config = tune.RunConfig(
+        name=spec.name, storage_path=str(spec.storage_path), callbacks=[callback],
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        # Two kept: a driver killed between Ray deleting the oldest and saving its state leaves a state
+        # naming a deleted checkpoint (uwav/sweep/repair.py puts it back on --resume from a newer one).
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=verbose)
+    # reuse_actors: a finished trial's worker process runs the next trial, so Python, torch and the
+    # mapped data are set up once per worker rather than once per trial.
+    tune_config = tune.TuneConfig(metric="best_objective", mode="max", search_alg=searcher,
+                                  scheduler=scheduler, num_samples=spec.num_samples, reuse_actors=True)
+    return tune.Tuner(trainable, param_space=spec.tune_space(), tune_config=tune_config, run_config=run_config)
+
+
+def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False, data=None,
+              trainable=None, verbose: int = 1, num_cpus: int | None = None) -> SweepOutcome:
+    """Run (or with `resume`, continue) the sweep; `data` and `trainable` are for tests and benchmarks."""
+    ray_environment(local=address is None)  # before Ray is imported: it reads its settings at import
+    from ray import tune
+
+    exp_dir = spec.experiment_dir
+    restorable = exp_dir.is_dir() and tune.Tuner.can_restore(str(exp_dir))
+    if resume and not restorable:
+        raise UwavError(f"{spec.path}: nothing to resume in {exp_dir} (no Tune experiment state there)")
+    if not resume and restorable:
+        raise UwavError(f"{spec.path}: {exp_dir} already holds this sweep; continue it with --resume or "
+                        f"change name in the sweep file")
+    saved = exp_dir / "sweep.yaml"
+    if resume and saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(spec.path.read_text()):
+        raise UwavError(f"{spec.path}: differs from the file this sweep started with ({saved}); --resume "
+                        f"continues the original search, so restore that file or start a sweep with a new name")
+    if data is None:
+        data = load_parser_data(spec.base, include_test=False)
+    if "test" in data.splits:
+        raise UwavError("run_sweep was given data with the test split; sweeps load train and val only")
+
+    started = start_ray(address, num_cpus=num_cpus, data_bytes=data.nbytes())
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    write_text(exp_dir / "sweep.yaml", spec.path.read_text())
+    write_text(exp_dir / "base_config.yaml", dump_yaml(spec.base))
+    exp_id, parent = tracking.start_sweep(
+        spec.tracking_uri, spec.experiment, exp_dir, spec.name, spec_summary(spec),
+        quality_file=Path(spec.base.logits_file).parent / "quality.json",
+        files=(exp_dir / "sweep.yaml", exp_dir / "base_config.yaml"))
+    write_json(exp_dir / META_FILE, {"name": spec.name, "sweep_file": str(spec.path), "metric": spec.metric,
+                                     "tracking_uri": spec.tracking_uri, "experiment": spec.experiment,
+                                     "experiment_id": exp_id, "parent_run_id": parent})
+    fn = _tuner_parts(spec, data, trainable)
+    try:
+        if resume:
+            for line in repair_lost_checkpoints(exp_dir):
+                print(f"uwav sweep --resume: {line}", file=sys.stderr)
+            tuner = tune.Tuner.restore(str(exp_dir), trainable=fn, resume_unfinished=True, resume_errored=True)
+        else:
+            callback = SweepTracker(spec.tracking_uri, exp_id, parent, spec.base, spec.keys)
+            tuner = _new_tuner(spec, fn, callback, verbose)
+        grid = tuner.fit()
+        board = leaderboard(spec, grid)
+        finished = len(board) >= spec.num_samples and all(r["status"] != "unfinished" for r in board)
+        done = [r for r in board if r["status"] != "error" and r["best_objective"] is not None]
+        if not done:
+            raise UwavError(f"{spec.path}: no trial finished an epoch; see the trial errors in {exp_dir}")
+        best = done[0]
+        best_file = exp_dir / BEST_FILE
+        write_text(best_file, dump_yaml(spec.trial_config(best["params"])))
+        files = write_leaderboard(exp_dir, board)
+        tracking.drop_lost_trials(spec.tracking_uri, parent, {r["trial_id"] for r in board})
+        status = "FINISHED" if finished else "KILLED"
+        tracking.finish_sweep(spec.tracking_uri, parent, status,
+                              metrics={"best_objective": best["best_objective"], "trials": len(board),
+                                       "stopped_early": sum(r["stopped_early"] for r in board)},
+                              tags={"best_trial_id": best["trial_id"]}, files=(best_file, *files))
+        return SweepOutcome(experiment_dir=exp_dir, best_trial_id=best["trial_id"],
+                            best_objective=best["best_objective"], best_params=best["params"],
+                            best_config_file=best_file, leaderboard=board, tracking_uri=spec.tracking_uri,
+                            parent_run_id=parent, finished=finished)
+    except BaseException as err:
+        status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+        tracking.finish_sweep(spec.tracking_uri, parent, status)
+        raise
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
