@@ -154,9 +154,18 @@ def test_best_retrains_with_seeds_and_reports_mean_std(finished):
     client = tracking.client(outcome.tracking_uri)
     run = client.get_run(result["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["uwav.kind"] == "final"
+    assert run.data.tags[tracking.PARENT_TAG] == outcome.parent_run_id  # nested under the sweep
+    assert json.loads(run.data.params["seeds"]) == result["seeds"]
     mean = result["test"]["segment_type_at_av"]["mean"]
-    assert run.data.metrics["test_segment_type_at_av_mean"] == pytest.approx(mean)
-    assert len(client.get_metric_history(run.info.run_id, "test_segment_type_at_av")) == 2
+    assert run.data.metrics["rank1/test_segment_type_at_av_mean"] == pytest.approx(mean)
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"results.json", "results.md"}
+    seeds = client.search_runs([run.info.experiment_id], f"tags.`{tracking.PARENT_TAG}` = '{run.info.run_id}'")
+    assert sorted(int(r.data.params["seed"]) for r in seeds) == result["seeds"]
+    for seed_run, per_seed in zip(sorted(seeds, key=lambda r: int(r.data.params["seed"])), result["test_per_seed"],
+                                  strict=True):
+        assert seed_run.data.metrics["test_segment_type_at_av"] == pytest.approx(per_seed["segment_type_at_av"])
+        curve = client.get_metric_history(seed_run.info.run_id, "val_segment_type_at_av")
+        assert [m.step for m in curve] == list(range(1, spec.base.train.epochs + 1))
 
 
 def test_cli_errors_are_one_line(finished, tmp_path):

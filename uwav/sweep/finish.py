@@ -6,6 +6,7 @@ mean ± std of the ten numbers (AVE: accuracy too) over seeds, on val and on tes
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,14 +46,14 @@ def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, data=None, p
     """Retrain the top-k sweep configurations with `seeds` seeds each (seed = config seed + i) through
     `uwav.train.run_training`, evaluate each once on test, and report mean ± std of the ten numbers.
 
-    Writes <sweep>/best/rank<k>/seed<s>/ (the runs), <sweep>/best/results.{json,md} and one MLflow run
-    per configuration. `data` (with the test split) is for tests.
+    Writes <sweep>/best/rank<k>/seed<s>/ (the runs), <sweep>/best/results.{json,md} and the MLflow runs
+    of `tracking.log_final_report` under the sweep's parent. `data` (with the test split) is for tests.
     """
     if seeds < 1 or top_k < 1:
         raise UwavError(f"--seeds ({seeds}) and --top-k ({top_k}) must be at least 1")
     exp_dir, meta = sweep_dir_of(source)
     out_dir = exp_dir / "best"
-    results, texts, loaded = [], [], {}
+    results, texts, loaded, configurations = [], [], {}, []
     for rank, (row, config) in enumerate(top_configs(exp_dir, top_k), 1):
         if data is None:
             key = (config.paths.annotations, config.paths.features, config.paths.layout, config.paths.out)
@@ -61,12 +62,14 @@ def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, data=None, p
             rank_data = loaded[key]
         else:
             rank_data = data
-        per_seed_val, per_seed_test, seed_list = [], [], []
+        per_seed_val, per_seed_test, seed_list, best_epochs, run_dirs = [], [], [], [], []
         for i in range(seeds):
             cfg = with_overrides(config, {"seed": config.seed + i}, "--best")
             echo(f"rank {rank} (trial {row['trial_id']}), seed {cfg.seed} ({i + 1}/{seeds})")
-            summary = run_training(cfg, rank_data, out_dir / f"rank{rank}" / f"seed{cfg.seed}",
-                                   evaluate_test=True, progress=progress)
+            run_dir = out_dir / f"rank{rank}" / f"seed{cfg.seed}"
+            summary = run_training(cfg, rank_data, run_dir, evaluate_test=True, progress=progress)
+            best_epochs.append(summary["best_epoch"])
+            run_dirs.append(run_dir)
             per_seed_val.append(summary["val"])
             per_seed_test.append(summary["test"])
             seed_list.append(cfg.seed)
@@ -80,18 +83,25 @@ def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, data=None, p
         results.append(result)
         rank_json = out_dir / f"rank{rank}" / "results.json"
         write_json(rank_json, result)
-        summary_metrics = {f"test_{k}_{s}": v[s] for k, v in test_stats.items() for s in ("mean", "std")}
-        summary_metrics.update({f"val_{k}_{s}": v[s] for k, v in val_stats.items() for s in ("mean", "std")})
-        result["mlflow_run_id"] = tracking.log_final(
-            meta["tracking_uri"], meta["experiment"], f"{meta['name']}-best-rank{rank}",
-            {**flat_dict(config), "seeds": seeds, "rank": rank},
-            [{f"test_{k}": v for k, v in s.items()} for s in per_seed_test], summary_metrics,
-            files=(rank_json,), tags={"uwav.sweep_parent": meta.get("parent_run_id", ""),
-                                      "uwav.trial_id": row["trial_id"]})
+        configurations.append({
+            "label": f"rank{rank}", "params": row["params"], "trial_id": row["trial_id"],
+            "summary": {"val": val_stats, "test": test_stats},
+            "runs": [{"seed": s, "val": v, "test": t, "best_epoch": e, "run_dir": str(d),
+                      "history": json.loads((d / "history.json").read_text()) if (d / "history.json").is_file()
+                      else []}
+                     for s, v, t, e, d in zip(seed_list, per_seed_val, per_seed_test, best_epochs, run_dirs,
+                                              strict=True)]})
     report = {"sweep": str(exp_dir), "seeds": seeds, "top_k": top_k, "results": results,
               "tracking_uri": meta["tracking_uri"]}
     write_json(out_dir / "results.json", report)
     write_text(out_dir / "results.md", "\n\n".join(f"```\n{t}\n```" for t in texts) + "\n")
     report["text"] = "\n\n".join(texts)
     report["files"] = [str(out_dir / "results.json"), str(out_dir / "results.md")]
+    logged = tracking.log_final_report(meta["tracking_uri"], meta, {
+        "name": f"{meta['name']}-final", "objective": meta.get("metric"),
+        "seeds": sorted({s for r in results for s in r["seeds"]}), "configurations": configurations,
+        "text": report["text"], "files": report["files"]})
+    report["mlflow"] = logged
+    for result in results:
+        result["mlflow_run_id"] = logged["summary_run_id"]
     return report

@@ -65,7 +65,7 @@ def optimisation_history(records: list[TrialRecord], path: Path, label: str, obj
     ax.step(xs, ys, where="post", color="black", lw=1.6, label="best so far")
     # where each trial ended: its best, at the count of trial-epochs spent when it reported its last epoch
     order = {}
-    events = sorted(((h.get("timestamp", 0.0), r.number, h["epoch"], r.name) for r in records for h in r.history))
+    events = sorted((h.get("timestamp", 0.0), r.number, h["epoch"], r.name) for r in records for h in r.history)
     for spent, (_, _, _, name) in enumerate(events, 1):
         order[name] = spent
     styles = {"complete": ("tab:blue", "o", "trained to the end"), "stopped": ("tab:orange", "v", "stopped by ASHA"),
