@@ -189,8 +189,8 @@ def test_final_report_is_nested_under_the_sweep_with_one_child_per_configuration
         assert set(child.data.params) == {"loss.W", "seed", "configuration"}
         curve = client.get_metric_history(child.info.run_id, "val_segment_type_at_av")
         assert [(x.step, x.value) for x in curve] == [(1, 41.0), (2, 42.0), (3, 43.0)]
-        assert child.data.metrics["best_epoch"] == 3 and child.data.metrics["objective"] == 50.0
-        assert "best_objective" not in child.data.metrics and "epoch" not in child.data.metrics
+        assert child.data.metrics["best_epoch"] == 3 and child.data.metrics["best_objective"] == 50.0
+        assert "objective" not in child.data.metrics and "epoch" not in child.data.metrics
         assert child.data.tags["uwav.provenance.code.git_commit"] == "abc123"
         assert child.data.tags["mlflow.source.git.commit"] == "abc123"
     first = next(c for c in children if c.data.tags.get("uwav.run_dir") == str(run_dir))

@@ -298,7 +298,7 @@ def log_final_report(tracking_uri: str, sweep_meta: dict[str, Any], report: dict
       one run per configuration and seed (tag uwav.kind=final_seed, child of the summary run):
         params   the searched values under their sweep keys, seed, configuration (the label)
         metrics  per-epoch curves of the history (val_*, loss_*, lr, epoch_seconds; step = epoch), and
-                 once: objective (the best val score of the selection metric, when given), best_epoch,
+                 once: best_objective (the best val score of the selection metric, when given), best_epoch,
                  epochs_trained, val_<metric> is the curve, test_<metric> the test scores
         tags     uwav.run_dir, uwav.trial_id, provenance; artifacts: metrics.json and history.json of
                  the run folder when present (never the checkpoints)
@@ -381,7 +381,7 @@ def log_final_report(tracking_uri: str, sweep_meta: dict[str, Any], report: dict
                 if not history:  # no curves given: the best epoch's val scores as plain values
                     once.update({f"val_{k}": v for k, v in (run.get("val") or {}).items()})
                 if objective and _number((run.get("val") or {}).get(objective)):
-                    once["objective"] = run["val"][objective]
+                    once["best_objective"] = run["val"][objective]
                 if _number(run.get("best_epoch")):
                     once["best_epoch"] = run["best_epoch"]
                 if history:
