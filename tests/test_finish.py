@@ -123,16 +123,19 @@ def test_fresh_seeds_reference_and_paired_statistics(sweep_dir):
     assert report["warnings"] == [w for w in report["warnings"] if "sweep's trials" in w]  # no sweep GT recorded
 
     client = tracking.client(saved["tracking_uri"])
-    for key in ("rank1", "reference"):
-        run = client.get_run(saved["mlflow_run_ids"][key])
-        tags = run.data.tags
-        assert tags["uwav.role"] == key and tags["uwav.seeds"] == "4,5,6"
+    summary = client.get_run(saved["mlflow"]["summary_run_id"])
+    assert json.loads(summary.data.params["seeds"]) == [4, 5, 6]
+    assert summary.data.metrics[f"comparison/rank1_test_{OBJ}_diff_mean"] == pytest.approx(1.0)
+    assert summary.data.metrics[f"comparison/rank1_test_{OBJ}_p_value"] == pytest.approx(test["p_value"])
+    assert summary.data.tags[f"uwav.comparison.rank1_test_{OBJ}_verdict"] == "better"
+    assert summary.data.metrics[f"reference/test_{OBJ}_mean"] == pytest.approx(64.0)
+    runs = saved["mlflow"]["runs"]
+    assert sorted((r["label"], r["seed"]) for r in runs) == [(k, s) for k in ("rank1", "reference") for s in (4, 5, 6)]
+    for entry in [*runs, {"run_id": summary.info.run_id}]:
+        tags = client.get_run(entry["run_id"]).data.tags
         assert tags["uwav.provenance.audio_gt.version"] == "current"
         assert tags["uwav.provenance.code.source"] in ("git", "installed")
-        assert len(tags["uwav.provenance.config_sha256"]) == 64
-        assert "provenance.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
-    rank1 = client.get_run(saved["mlflow_run_ids"]["rank1"])
-    assert rank1.data.metrics[f"paired_test_{OBJ}_diff_mean"] == pytest.approx(1.0)
+        assert len(tags["uwav.provenance.annotations_sha256"]) == 64
 
 
 @needs_llp

@@ -5,7 +5,7 @@ The rule, bottom to top (a module may import modules of a lower level, and modul
     0  errors, _env, allocator              no uwav imports beyond level 0
     1  classes, io, hardware
     2  config, metrics, losses, stats, runtime, cluster
-    3  data/, models/, tracking, provenance  low layers: never a stage
+    3  data/, models/, tracking, mlflow_ui, provenance   low layers: never a stage
     4  checkpoints                           every checkpoint file
     5  pretrain, extract/                    stage 1, raw-video features
     6  pseudo/                               stage 2
@@ -35,7 +35,7 @@ LEVELS = {
     "uwav.classes": 1, "uwav.io": 1, "uwav.hardware": 1,
     "uwav.config": 2, "uwav.metrics": 2, "uwav.losses": 2, "uwav.stats": 2, "uwav.runtime": 2,
     "uwav.cluster": 2,
-    "uwav.data": 3, "uwav.models": 3, "uwav.tracking": 3, "uwav.provenance": 3,
+    "uwav.data": 3, "uwav.models": 3, "uwav.tracking": 3, "uwav.mlflow_ui": 3, "uwav.provenance": 3,
     "uwav.checkpoints": 4,
     "uwav.pretrain": 5, "uwav.extract": 5,
     "uwav.pseudo": 6,

@@ -198,15 +198,30 @@ def test_best_fresh_seeds_paired_with_a_reference_and_provenance(finished, tmp_p
     trial_hashes = set()
     for child in tracking.child_runs(outcome.tracking_uri, outcome.parent_run_id):
         tags = child.data.tags
+        if tags.get("uwav.kind") != "trial":
+            continue
         assert tags["uwav.provenance.versions.torch"] and tags["uwav.provenance.audio_gt.version"]
         trial_hashes.add(tags["uwav.provenance.config_sha256"])
     assert len(trial_hashes) == len(outcome.leaderboard)  # each trial its own resolved config
-    for key, run_id in results["mlflow_run_ids"].items():
-        run = client.get_run(run_id)
-        assert run.info.status == "FINISHED" and run.data.tags["uwav.role"] == key
-        assert run.data.tags["uwav.provenance.config_sha256"] == conf[key]["config_sha256"]
-        assert run.data.metrics["test_segment_type_at_av_mean"] == pytest.approx(
+    # The final runs (issue 13's layout): a summary under the sweep's parent, one child per configuration x seed.
+    summary = client.get_run(results["mlflow"]["summary_run_id"])
+    assert summary.data.tags["uwav.kind"] == "final" and summary.data.tags[tracking.PARENT_TAG] == parent.info.run_id
+    assert json.loads(summary.data.params["seeds"]) == [4, 5]
+    assert summary.data.tags["uwav.provenance.audio_gt.version"] == results["audio_gt"]["version"]
+    test_comp = next(c for c in results["comparisons"] if c["split"] == "test")
+    assert summary.data.metrics["comparison/rank1_test_segment_type_at_av_diff_mean"] == pytest.approx(
+        test_comp["metrics"]["segment_type_at_av"]["diff_mean"])
+    for key in ("rank1", "reference"):
+        assert summary.data.metrics[f"{key}/test_segment_type_at_av_mean"] == pytest.approx(
             conf[key]["test"]["segment_type_at_av"]["mean"])
+    seed_runs = results["mlflow"]["runs"]
+    assert sorted((r["label"], r["seed"]) for r in seed_runs) == [("rank1", 4), ("rank1", 5), ("reference", 4),
+                                                                  ("reference", 5)]
+    for entry in seed_runs:
+        run = client.get_run(entry["run_id"])
+        assert run.data.tags["uwav.provenance.code.source"] in ("git", "installed")
+        assert run.data.metrics["test_segment_type_at_av"] == pytest.approx(
+            conf[entry["label"]]["test_per_seed"][str(entry["seed"])]["segment_type_at_av"])
 
 
 def test_finish_section_reevaluates_the_top_trials_on_fresh_seeds(ray_local, tmp_path):

@@ -131,14 +131,69 @@ def test_pseudo_quality_rows_skip_test(tmp_path):
     assert tracking.pseudo_quality_metrics(tmp_path / "missing.json") == {}
 
 
-def test_final_run_has_per_seed_steps_and_summary(uri):
-    run_id = tracking.log_final(uri, "uwav-test", "best", {"loss.W": 0.3, "seeds": 2},
-                                [{"test_segment_type_at_av": 40.0}, {"test_segment_type_at_av": 42.0}],
-                                {"test_seg_type_mean": 41.0, "test_seg_type_std": 1.414})
+def _history(epochs: int, base: float) -> list[dict]:
+    """Per-epoch entries as uwav.fit.EpochReport dicts (history.json)."""
+    return [{"epoch": e, "lr": 1e-3, "seconds": 0.5, "losses": {"total": 1.0 / e},
+             "val": {"segment_type_at_av": base + e}, "objective": base + e, "best_objective": base + e,
+             "best_epoch": e, "improved": True} for e in range(1, epochs + 1)]
+
+
+def test_final_report_is_nested_under_the_sweep_with_one_child_per_configuration_and_seed(sweep, tmp_path):
+    uri, exp_id, parent, _ = sweep
+    results_md = tmp_path / "results.md"
+    results_md.write_text("table")
+    run_dir = tmp_path / "rank1" / "seed20000"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text("{}")
+
+    def run(seed: int, test: float, folder=None) -> dict:
+        return {"seed": seed, "val": {"segment_type_at_av": 50.0}, "test": {"segment_type_at_av": test},
+                "best_epoch": 3, "history": _history(3, 40.0), **({"run_dir": str(folder)} if folder else {})}
+
+    report = {
+        "objective": "segment_type_at_av", "seeds": [20000, 20001],
+        "configurations": [
+            {"label": "rank1", "params": {"loss.W": 0.3}, "trial_id": "a",
+             "runs": [run(20000, 40.0, run_dir), run(20001, 44.0)]},
+            {"label": "reference", "params": {"loss.W": 0.5}, "runs": [run(20000, 39.0), run(20001, 41.0)]},
+        ],
+        "comparison": {"rank1_vs_reference": {"test": {"segment_type_at_av": {"difference": 2.0, "p": 0.5,
+                                                                                "verdict": "indistinguishable"}}}},
+        "text": "rank 1 is not distinguishable from the reference", "files": [str(results_md)],
+    }
+    logged = tracking.log_final_report(uri, {"name": "test", "experiment_id": exp_id, "parent_run_id": parent},
+                                       report, provenance={"code": {"git_commit": "abc123", "git_dirty": False},
+                                                           "libraries": {"mlflow": "3"}})
     client = tracking.client(uri)
-    run = client.get_run(run_id)
-    assert run.info.status == "FINISHED" and run.data.params["loss.W"] == "0.3"
-    assert [m.value for m in client.get_metric_history(run_id, "test_segment_type_at_av")] == [40.0, 42.0]
-    assert run.data.metrics["test_seg_type_mean"] == 41.0
-    exp = client.get_experiment(run.info.experiment_id)
-    assert exp.artifact_location.startswith("file://") and "mlartifacts" in exp.artifact_location
+    summary = client.get_run(logged["summary_run_id"])
+    assert summary.data.tags[tracking.PARENT_TAG] == parent and summary.data.tags["uwav.kind"] == "final"
+    assert client.get_run(parent).data.tags["uwav.final_run_id"] == summary.info.run_id
+    assert json.loads(summary.data.params["seeds"]) == [20000, 20001]
+    assert summary.data.params["rank1/loss.W"] == "0.3"
+    m = summary.data.metrics
+    assert m["rank1/test_segment_type_at_av_mean"] == pytest.approx(42.0)
+    assert m["rank1/test_segment_type_at_av_std"] == pytest.approx(2.0 ** 1.5)  # sample std of 40, 44
+    assert m["reference/test_segment_type_at_av_mean"] == pytest.approx(40.0)
+    assert m["comparison/rank1_vs_reference_test_segment_type_at_av_difference"] == 2.0
+    assert summary.data.tags["uwav.comparison.rank1_vs_reference_test_segment_type_at_av_verdict"] == \
+        "indistinguishable"
+    # plain values, not a seed-as-step curve
+    assert [x.step for x in client.get_metric_history(summary.info.run_id, "rank1/test_segment_type_at_av_mean")] == [0]
+    assert {a.path for a in client.list_artifacts(summary.info.run_id)} == {"results.md"}
+
+    children = client.search_runs([exp_id], f"tags.`{tracking.PARENT_TAG}` = '{summary.info.run_id}'")
+    assert sorted((c.data.params["configuration"], c.data.params["seed"]) for c in children) == [
+        ("rank1", "20000"), ("rank1", "20001"), ("reference", "20000"), ("reference", "20001")]
+    for child in children:
+        assert child.data.tags["uwav.kind"] == "final_seed" and child.info.status == "FINISHED"
+        assert set(child.data.params) == {"loss.W", "seed", "configuration"}
+        curve = client.get_metric_history(child.info.run_id, "val_segment_type_at_av")
+        assert [(x.step, x.value) for x in curve] == [(1, 41.0), (2, 42.0), (3, 43.0)]
+        assert child.data.metrics["best_epoch"] == 3 and child.data.metrics["best_objective"] == 50.0
+        assert "objective" not in child.data.metrics and "epoch" not in child.data.metrics
+        assert child.data.tags["uwav.provenance.code.git_commit"] == "abc123"
+        assert child.data.tags["mlflow.source.git.commit"] == "abc123"
+    first = next(c for c in children if c.data.tags.get("uwav.run_dir") == str(run_dir))
+    assert first.data.metrics["test_segment_type_at_av"] == 40.0
+    assert {a.path for a in client.list_artifacts(first.info.run_id)} == {"metrics.json"}
+    assert summary.data.tags["uwav.provenance.libraries.mlflow"] == "3"

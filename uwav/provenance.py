@@ -323,28 +323,39 @@ def run_provenance(config: Any, device: Any = None, data_meta: dict | None = Non
 TAG_PREFIX = "uwav.provenance."
 
 
-def flat_tags(prov: dict[str, Any]) -> dict[str, str]:
-    """Short MLflow tags (uwav.provenance.code.git_commit, ...); the full record goes in as a JSON artifact.
+def compact(prov: dict[str, Any]) -> dict[str, Any]:
+    """The record with per-file annotation checksums and per-folder feature fingerprints summarised as one
+    combined hash each (names and contents only, so the same data at another path hash the same): what
+    goes on MLflow runs as tags, readable on a run page, and two runs compare by one value."""
+    out: dict[str, Any] = {k: dict(prov[k]) for k in ("code", "versions", "device", "audio_gt", "generator")
+                           if isinstance(prov.get(k), dict)}
+    for k in ("config_sha256", "resources"):
+        if k in prov:
+            out[k] = prov[k]
+    if "annotations" in prov:
+        out["annotations_sha256"] = _combined({Path(k).name: v for k, v in prov["annotations"].items()})
+    if "features" in prov:
+        out["features_sha256"] = _combined(list(prov["features"].values()))
+        out["features_files"] = sum(f["files"] for tree in prov["features"].values() for f in tree.values())
+    return out
 
-    Per-folder feature fingerprints and per-file annotation checksums are summarised as one combined
-    hash each, so a run page stays readable and two runs compare by one value.
+
+def flat_tags(prov: dict[str, Any]) -> dict[str, str]:
+    """`compact(prov)` as MLflow tags: uwav.provenance.code.git_commit, uwav.provenance.config_sha256, ...
+
+    The same names `tracking.log_final_report` gives a nested provenance dict.
     """
     out: dict[str, str] = {}
-    for section in ("code", "versions", "device"):
-        for k, v in (prov.get(section) or {}).items():
-            out[f"{TAG_PREFIX}{section}.{k}"] = "" if v is None else str(v)
-    out[f"{TAG_PREFIX}config_sha256"] = str(prov.get("config_sha256", ""))
-    for k, v in (prov.get("audio_gt") or {}).items():
-        out[f"{TAG_PREFIX}audio_gt.{k}"] = "" if v is None else str(v)
-    for k, v in (prov.get("generator") or {}).items():
-        out[f"{TAG_PREFIX}generator.{k}"] = "" if v is None else str(v)
-    # Combined over names and contents only, so the same data at another path gives the same hash.
-    if "annotations" in prov:
-        out[f"{TAG_PREFIX}annotations_sha256"] = _combined({Path(k).name: v for k, v in prov["annotations"].items()})
-    if "features" in prov:
-        out[f"{TAG_PREFIX}features_sha256"] = _combined(list(prov["features"].values()))
-        out[f"{TAG_PREFIX}features_files"] = str(sum(f["files"] for tree in prov["features"].values()
-                                                      for f in tree.values()))
+
+    def walk(tree: dict[str, Any], prefix: str) -> None:
+        for k, v in tree.items():
+            if isinstance(v, dict) and v:
+                walk(v, f"{prefix}{k}.")
+            else:
+                text = json.dumps(v) if isinstance(v, list | dict) else ("" if v is None else str(v))
+                out[f"{TAG_PREFIX}{prefix}{k}"] = text
+
+    walk(compact(prov), "")
     return out
 
 

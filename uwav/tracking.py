@@ -186,30 +186,222 @@ def child_runs(tracking_uri: str, parent_run_id: str) -> list:
     return c.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'")
 
 
-# ---- the final multi-seed run of `uwav train --best` -------------------------------------------------
+# ---- the final runs of `uwav train --best`, nested under the sweep's parent --------------------------
+
+FINAL_KIND, FINAL_SEED_KIND = "final", "final_seed"
+PROVENANCE_PREFIX = "uwav.provenance."
+# Keys of a per-epoch history entry (uwav.fit.EpochReport as a dict) that are not curves: the step
+# itself, the selection bookkeeping (logged once as `objective` / `best_epoch`) and a flag.
+_HISTORY_SKIP = {"epoch", "objective", "best_objective", "best_epoch", "improved"}
+_HISTORY_PREFIX = {"val": "val_", "losses": "loss_", "loss": "loss_"}
+_HISTORY_RENAME = {"seconds": "epoch_seconds"}
 
 
-def log_final(tracking_uri: str, experiment: str, name: str, params: dict[str, Any],
-              per_seed: list[dict[str, float]], summary: dict[str, float], files: tuple[Path, ...] = (),
-              tags: dict[str, str] | None = None) -> str:
-    """One run holding each seed's numbers as steps (step = seed index) and their mean / std."""
+def _flat_leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a_b_c": leaf} of a nested dict (lists are indexed: a_0, a_1)."""
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flat_leaves(v, f"{prefix}{k}_"))
+        return out
+    if isinstance(tree, list | tuple):
+        out = {}
+        for i, v in enumerate(tree):
+            out.update(_flat_leaves(v, f"{prefix}{i}_"))
+        return out
+    return {prefix.rstrip("_"): tree}
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def metric_key(name: str) -> str:
+    """`name` with the characters MLflow refuses in a metric or param name replaced by `_`."""
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in str(name))
+
+
+def history_metrics(entry: dict[str, Any]) -> dict[str, float]:
+    """One per-epoch history entry (nested EpochReport dict, or already flat) as metric name -> value."""
+    out = {}
+    for k, v in entry.items():
+        if k in _HISTORY_SKIP:
+            continue
+        if isinstance(v, dict):
+            prefix = _HISTORY_PREFIX.get(k, f"{k}_")
+            out.update({f"{prefix}{kk}": vv for kk, vv in v.items() if _number(vv)})
+        elif _number(v):
+            out[_HISTORY_RENAME.get(k, k)] = v
+    return out
+
+
+def provenance_tags(provenance: dict[str, Any] | None) -> dict[str, str]:
+    """Provenance entries as tags `uwav.provenance.<key>` (nested dicts joined with ".", lists and
+    dicts below that as JSON); a `git_commit` leaf also fills MLflow's `mlflow.source.git.commit`, which
+    its run page shows."""
+    tags: dict[str, str] = {}
+
+    def walk(tree: dict, prefix: str) -> None:
+        for k, v in tree.items():
+            if isinstance(v, dict) and v:
+                walk(v, f"{prefix}{k}.")
+            else:
+                text = json.dumps(v) if isinstance(v, list | dict) else ("" if v is None else str(v))
+                tags[metric_key(f"{PROVENANCE_PREFIX}{prefix}{k}")] = text[:5000]
+                if k == "git_commit" and v:
+                    tags["mlflow.source.git.commit"] = str(v)
+
+    walk(provenance or {}, "")
+    return tags
+
+
+def _summary_metrics(summary: dict[str, Any], label: str) -> dict[str, float]:
+    """{"val": {metric: {"mean", "std"}}, "test": ...} -> {"<label>/test_<metric>_mean": v, ...}."""
+    out = {}
+    for split, per_metric in (summary or {}).items():
+        if not isinstance(per_metric, dict):
+            continue
+        for name, stats in per_metric.items():
+            if isinstance(stats, dict):
+                out.update({f"{label}/{split}_{name}_{s}": v for s, v in stats.items() if _number(v)})
+            elif _number(stats):
+                out[f"{label}/{split}_{name}"] = stats
+    return out
+
+
+def _mean_std(runs: list[dict], split: str) -> dict[str, dict[str, float]]:
+    """Mean and sample std (0 for one seed) per metric over the seeds' `split` scores."""
+    names = [k for k in (runs[0].get(split) or {}) if all(_number((r.get(split) or {}).get(k)) for r in runs)]
+    out = {}
+    for k in names:
+        v = [float(r[split][k]) for r in runs]
+        mean = sum(v) / len(v)
+        std = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+        out[k] = {"mean": mean, "std": std}
+    return out
+
+
+def log_final_report(tracking_uri: str, sweep_meta: dict[str, Any], report: dict[str, Any],
+                     provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Log `uwav train --best`'s whole report as runs nested under the sweep's parent run; returns
+    {"summary_run_id": id, "runs": [{"label", "seed", "run_id"}, ...]}.
+
+    Layout (the parent is sweep_meta["parent_run_id"]):
+      summary run (tag uwav.kind=final, child of the parent; the parent gets tag uwav.final_run_id):
+        params   seeds (the true list, e.g. "[20000, 20001, 20002]"), seed_count, configurations
+                 ("rank1,reference"), and each configuration's searched values as "<label>/<key>"
+        metrics  "<label>/<split>_<metric>_mean" and "_std" (plain values, no steps), and every numeric
+                 leaf of report["comparison"] as "comparison/<path joined by _>"
+        tags     string leaves of the comparison as "uwav.comparison.<path>", report["text"] as the run's
+                 description, provenance
+        artifacts report["files"] (results.md, results.json, ...)
+      one run per configuration and seed (tag uwav.kind=final_seed, child of the summary run):
+        params   the searched values under their sweep keys, seed, configuration (the label)
+        metrics  per-epoch curves of the history (val_*, loss_*, lr, epoch_seconds; step = epoch), and
+                 once: best_objective (the best val score of the selection metric, when given), best_epoch,
+                 epochs_trained, val_<metric> is the curve, test_<metric> the test scores
+        tags     uwav.run_dir, uwav.trial_id, provenance; artifacts: metrics.json and history.json of
+                 the run folder when present (never the checkpoints)
+
+    `report` (plain data, JSON-able):
+      name            summary run name (default "<sweep name>-final")
+      objective       the selection metric's name (e.g. "segment_type_at_av"); optional
+      seeds           the seeds of the final runs (default: the union of the configurations' seeds)
+      configurations  [{label: "rank1" | "reference" | ..., params: {sweep key: value}, trial_id (opt.),
+                        title (opt.), summary (opt.: {"val"|"test": {metric: {"mean", "std"}}}, computed
+                        from the runs when missing),
+                        runs: [{seed, val: {metric: v} (at the best epoch), test: {metric: v},
+                                history: [EpochReport dicts or flat {epoch, val_*, loss_*, ...}] (opt.),
+                                best_epoch (opt.), run_dir (opt.)}]}]
+      comparison      any nested dict (optional)
+      text            the report as text (optional; the summary run's description)
+      files           paths to attach to the summary run (optional)
+    `provenance` entries become tags (uwav.provenance.<key>) on every run created here.
+    """
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+
     c = client(tracking_uri)
-    exp_id = ensure_experiment(c, experiment, local_artifact_root(tracking_uri))
-    run = c.create_run(exp_id, run_name=name, tags={"uwav.kind": "final", **(tags or {})})
-    run_id = run.info.run_id
+    parent = sweep_meta.get("parent_run_id") or ""
+    exp_id = sweep_meta.get("experiment_id")
+    if not exp_id:
+        exp_id = ensure_experiment(c, sweep_meta["experiment"], local_artifact_root(tracking_uri))
+    exp_id = str(exp_id)
+    configurations = list(report.get("configurations") or [])
+    seeds = report.get("seeds") or sorted({r["seed"] for cfg in configurations for r in cfg.get("runs", [])})
+    prov = provenance_tags(provenance)
+    objective = report.get("objective")
+    created: list[str] = []
+
+    def new_run(name: str, parent_id: str, tags: dict[str, str]) -> str:
+        run = c.create_run(exp_id, run_name=name, tags={**({PARENT_TAG: parent_id} if parent_id else {}),
+                                                         **tags, **prov})
+        created.append(run.info.run_id)
+        return run.info.run_id
+
     try:
-        log_params(c, run_id, params)
-        for i, values in enumerate(per_seed):
-            log_metrics(c, run_id, values, step=i)
-        log_metrics(c, run_id, summary)
-        for f in files:
-            if f.is_file():
-                c.log_artifact(run_id, str(f))
+        summary_id = new_run(report.get("name") or f"{sweep_meta.get('name', 'sweep')}-final", parent,
+                             {"uwav.kind": FINAL_KIND, **({"uwav.sweep_parent": parent} if parent else {})})
+        params: dict[str, Any] = {"seeds": json.dumps(list(seeds)), "seed_count": len(seeds),
+                                  "configurations": ",".join(cfg["label"] for cfg in configurations)}
+        metrics: dict[str, float] = {}
+        for cfg in configurations:
+            label = metric_key(cfg["label"])
+            params.update({f"{label}/{k}": v for k, v in (cfg.get("params") or {}).items()})
+            if cfg.get("trial_id"):
+                params[f"{label}/trial_id"] = cfg["trial_id"]
+            runs = list(cfg.get("runs") or [])
+            summary = cfg.get("summary") or ({s: _mean_std(runs, s) for s in ("val", "test")} if runs else {})
+            metrics.update(_summary_metrics(summary, label))
+        comparison = _flat_leaves(report.get("comparison") or {})
+        metrics.update({metric_key(f"comparison/{k}"): v for k, v in comparison.items() if _number(v)})
+        log_params(c, summary_id, params)
+        log_metrics(c, summary_id, metrics)
+        for k, v in comparison.items():
+            if isinstance(v, str):
+                c.set_tag(summary_id, metric_key(f"uwav.comparison.{k}"), v[:5000])
+        if report.get("text"):
+            c.set_tag(summary_id, MLFLOW_RUN_NOTE, f"```\n{report['text']}\n```")
+        for f in report.get("files") or ():
+            if Path(f).is_file():
+                c.log_artifact(summary_id, str(f))
+
+        logged = []
+        for cfg in configurations:
+            for run in cfg.get("runs") or []:
+                run_id = new_run(f"{cfg['label']}-seed{run['seed']}", summary_id, {
+                    "uwav.kind": FINAL_SEED_KIND, "uwav.configuration": str(cfg["label"]),
+                    **({TRIAL_TAG: str(cfg["trial_id"])} if cfg.get("trial_id") else {}),
+                    **({"uwav.run_dir": str(run["run_dir"])} if run.get("run_dir") else {})})
+                log_params(c, run_id, {**(cfg.get("params") or {}), "seed": run["seed"],
+                                       "configuration": cfg["label"]})
+                history = list(run.get("history") or [])
+                for i, entry in enumerate(history, 1):
+                    log_metrics(c, run_id, history_metrics(entry), step=int(entry.get("epoch", i)))
+                once: dict[str, float] = {f"test_{k}": v for k, v in (run.get("test") or {}).items()}
+                if not history:  # no curves given: the best epoch's val scores as plain values
+                    once.update({f"val_{k}": v for k, v in (run.get("val") or {}).items()})
+                if objective and _number((run.get("val") or {}).get(objective)):
+                    once["best_objective"] = run["val"][objective]
+                if _number(run.get("best_epoch")):
+                    once["best_epoch"] = run["best_epoch"]
+                if history:
+                    once["epochs_trained"] = max(int(e.get("epoch", i)) for i, e in enumerate(history, 1))
+                log_metrics(c, run_id, once, step=int(run.get("best_epoch") or 0))
+                folder = Path(run["run_dir"]) if run.get("run_dir") else None
+                for name in ("metrics.json", "history.json"):
+                    if folder is not None and (folder / name).is_file():
+                        c.log_artifact(run_id, str(folder / name))
+                c.set_terminated(run_id, "FINISHED")
+                logged.append({"label": cfg["label"], "seed": run["seed"], "run_id": run_id})
+        c.set_terminated(summary_id, "FINISHED")
+        if parent:
+            c.set_tag(parent, "uwav.final_run_id", summary_id)
     except BaseException:
-        c.set_terminated(run_id, "FAILED")
+        for run_id in created:
+            if c.get_run(run_id).info.status == "RUNNING":
+                c.set_terminated(run_id, "FAILED")
         raise
-    c.set_terminated(run_id, "FINISHED")
-    return run_id
+    return {"summary_run_id": summary_id, "runs": logged}
 
 
 # ---- provenance (issue 14): tags on every run, the full record as an artifact -------------------------

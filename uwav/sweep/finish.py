@@ -3,14 +3,17 @@ seeds, each run tested once, compared seed by seed.
 
 - Seeds: the next integers after every seed the sweep used, trial and re-evaluation seeds included
   (uwav.sweep.seeds), so no final number comes from the seed a trial won with.
-- Reference (`--reference`, else the sweep file's `finish.reference`; see REFERENCE_HELP): trained
-  with the same seeds, so each seed gives one paired difference winner - reference (uwav.stats).
+- Reference (`--reference`, else the sweep file's `finish.reference`; `resolve_reference`): paper (the
+  base config with the sweep's first points_to_evaluate entry), default (the base config as is), a
+  config FILE, or none; trained with the same seeds, so each seed gives one paired difference
+  winner - reference (uwav.stats).
 - Each run is `uwav.train.run_training` (the same `fit`, metrics.json with provenance), evaluated once
   on test. The report (uwav.sweep.comparison) has every configuration's mean ± std of the ten numbers
   (AVE: accuracy too) on val and test and the paired statistics against the reference.
 
 Writes <sweep>/best/<rank1|...|reference>/seed<s>/ (the runs), <sweep>/best/results.{json,md}, and
-MLflow runs (one per configuration, tagged with provenance).
+the MLflow runs of `tracking.log_final_report` (issue 13: a summary run under the sweep's parent, one
+child per configuration and seed), every one tagged with the provenance.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ from uwav.fit import objective_name
 from uwav.io import write_json, write_text
 from uwav.provenance import (
     audio_gt_warning,
+    compact,
     config_sha256,
     data_provenance,
     describe_audio_gt,
     environment_provenance,
-    flat_tags,
 )
 from uwav.runtime import resolve_device
 from uwav.sweep import seeds as seed_rules
@@ -42,9 +45,6 @@ from uwav.sweep.results import LEADERBOARD, sweep_dir_of, top_configs
 from uwav.sweep.spec import REFERENCES, load_sweep
 from uwav.train import run_training
 
-REFERENCE_HELP = ("paper: the base config with the sweep's first points_to_evaluate entry (the paper's settings "
-                  "in sweeps/*.yaml); default: the base config as is (the code's values of every searched key); "
-                  "FILE: a pipeline config; none: no reference")
 # The paths that decide which data a run reads; a reference reading other data is not a paired comparison.
 DATA_PATHS = ("annotations", "features", "layout", "generator_features", "eval_audio", "eval_visual", "out")
 
@@ -141,15 +141,22 @@ def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, reference: s
             loaded[key] = (d, data_provenance(config, d.meta.get("generator_sha256"), d.meta.get("audio_gt_file")))
         return loaded[key]
 
+    runs: dict[str, list[dict]] = {}  # per configuration, per seed: what MLflow's seed runs show
+
     def train_all(key: str, title: str, config: Config) -> dict[str, dict[int, dict[str, float]]]:
         d, prov = data_for(config)
         scores: dict[str, dict[int, dict[str, float]]] = {"val": {}, "test": {}}
         for i, seed in enumerate(final_seeds, 1):
             echo(f"{title}, seed {seed} ({i}/{len(final_seeds)})")
+            run_dir = out_dir / key / f"seed{seed}"
             run = with_overrides(config, {"seed": seed}, "--best")
-            summary = run_training(run, d, out_dir / key / f"seed{seed}", evaluate_test=True, progress=progress,
-                                   data_provenance=prov)
+            summary = run_training(run, d, run_dir, evaluate_test=True, progress=progress, data_provenance=prov)
             scores["val"][seed], scores["test"][seed] = dict(summary["val"]), dict(summary["test"])
+            history = run_dir / "history.json"
+            runs.setdefault(key, []).append({
+                "seed": seed, "val": scores["val"][seed], "test": scores["test"][seed],
+                "best_epoch": summary.get("best_epoch"), "run_dir": str(run_dir),
+                "history": json.loads(history.read_text()) if history.is_file() else []})
         return scores
 
     configurations, hashes = [], {}
@@ -203,44 +210,38 @@ def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, reference: s
                 f"code: {provenance['code'].get('git_commit') or provenance['code'].get('version')}"
                 f"{' (uncommitted changes)' if provenance['code'].get('git_dirty') else ''}",
                 *[f"\n{w}" for w in warnings]]
+    text = format_console(report)
+    files = [str(out_dir / "results.json"), str(out_dir / "results.md")]
     write_json(out_dir / "results.json", report)
     write_text(out_dir / "results.md", format_markdown(report, preamble))
-    report["mlflow_run_ids"] = _log_mlflow(meta, report, [*configurations, *([ref] if ref else [])],
-                                           out_dir / "results.json", provenance)
-    write_json(out_dir / "results.json", report)
-    report["text"] = format_console(report)
-    report["files"] = [str(out_dir / "results.json"), str(out_dir / "results.md")]
+    report["mlflow"] = tracking.log_final_report(meta["tracking_uri"], meta, _mlflow_report(
+        meta, report, [*configurations, *([ref] if ref and not ref.same_as else [])], runs, text, files),
+        provenance=compact(provenance))
+    write_json(out_dir / "results.json", report)  # now with the MLflow run ids
+    report["text"], report["files"] = text, files
     return report
 
 
-def _log_mlflow(meta: dict, report: dict, configurations: list[Configuration], results_file: Path,
-                provenance: dict) -> dict[str, str]:
-    """One run per configuration: per-seed test scores, mean / std, the paired statistics, provenance.
-
-    TODO(issue 13): replace with h13's nested final-run logging (one child per configuration x seed, a
-    summary run) once it is announced in /work/notes/H13_FINAL_API; this is the only call site.
-    """
-    ids = {}
+def _mlflow_report(meta: dict, report: dict, configurations: list[Configuration], runs: dict[str, list[dict]],
+                   text: str, files: list[str]) -> dict:
+    """The report in the form `tracking.log_final_report` (issue 13) takes: one configuration per rank
+    and the reference, each with its seed runs; the paired statistics as "comparison" (numbers become
+    summary metrics comparison/<label>_<split>_<metric>_<field>, verdicts and sentences tags)."""
     by_key = {c["key"]: c for c in report["configurations"]}
-    paired = {c["configuration"]: c for c in report["comparisons"] if c["split"] == "test"}
+    confs = []
     for conf in configurations:
-        if conf.key == "reference" and conf.same_as:
-            continue  # the ranked configuration's run is it
         stats = by_key[conf.key]
-        summary = {f"{split}_{m}_{k}": v[k] for split in ("val", "test") for m, v in stats[split].items()
-                   for k in ("mean", "std") if v[k] is not None}
-        fields = ("diff_mean", "diff_std", "ci_low", "ci_high", "p_value")
-        for m, d in (paired.get(conf.key) or {}).get("metrics", {}).items():
-            summary.update({f"paired_test_{m}_{k}": d[k] for k in fields if d[k] is not None})
-        per_seed = [{f"test_{m}": v for m, v in conf.scores["test"][s].items()} for s in conf.seeds("test")]
-        prov = {**provenance, "config_sha256": conf.extra["config_sha256"]}
-        tags = {"uwav.sweep_parent": meta.get("parent_run_id", ""), "uwav.role": conf.key,
-                "uwav.seeds": ",".join(map(str, conf.seeds("test"))), **flat_tags(prov)}
-        if conf.trial_id:
-            tags["uwav.trial_id"] = conf.trial_id
-        run_id = tracking.log_final(meta["tracking_uri"], meta["experiment"], f"{meta['name']}-best-{conf.key}",
-                                    {**conf.extra["config"], "seeds": len(conf.seeds("test")), "role": conf.key},
-                                    per_seed, summary, files=(results_file,), tags=tags)
-        tracking.log_provenance(meta["tracking_uri"], run_id, {}, prov)
-        ids[conf.key] = run_id
-    return ids
+        summary = {split: {m: {k: v for k, v in ms.items() if v is not None} for m, ms in stats[split].items()}
+                   for split in ("val", "test") if split in stats}
+        confs.append({"label": conf.key, "title": conf.title, "params": conf.params, "trial_id": conf.trial_id,
+                      "summary": summary, "runs": runs[conf.key]})
+    comparison: dict[str, Any] = {}
+    fields = ("diff_mean", "diff_std", "ci_low", "ci_high", "p_value", "verdict")
+    for comp in report["comparisons"]:
+        node = comparison.setdefault(comp["configuration"], {}).setdefault(comp["split"], {})
+        for m, d in comp["metrics"].items():
+            node[m] = {k: d[k] for k in fields if d[k] is not None}
+        if comp.get("sentence"):
+            node["sentence"] = comp["sentence"]
+    return {"name": f"{meta['name']}-final", "objective": meta.get("metric"), "seeds": report["seeds"],
+            "configurations": confs, "comparison": comparison, "text": text, "files": files}
