@@ -61,7 +61,7 @@ def test_report_numbers_and_sentences():
     assert sum(line.startswith("Segment Type@AV") for line in lines) == 2
     test_block = text[text.index("test: rank 1"):]
     assert "not distinguishable" in test_block and "Segment Event@AV" in test_block
-    assert lines[-1].endswith("excludes 0)")  # the test table and its sentence come last, then the legend
+    assert lines[-1].endswith("verdict: p < 0.05")  # the test table and its sentence come last, then the legend
     md = format_markdown(report, ["seeds: fresh"])
     assert "| Segment Type@AV | 64.00 ± 0.50 | 64.00 ± 0.00 | +0.00 ± 0.50 |" in md and "seeds: fresh" in md
 

@@ -119,7 +119,7 @@ def test_fresh_seeds_reference_and_paired_statistics(sweep_dir):
         saved["provenance"])
     md = (exp / "best" / "results.md").read_text()
     assert "current upstream LLP audio GT" in md and "beats the reference" in md
-    assert report["text"].rstrip().splitlines()[-1].endswith("excludes 0)")  # the legend under the test table
+    assert report["text"].rstrip().splitlines()[-1].endswith("verdict: p < 0.05")  # the legend under the test table
     assert report["warnings"] == [w for w in report["warnings"] if "sweep's trials" in w]  # no sweep GT recorded
 
     client = tracking.client(saved["tracking_uri"])

@@ -186,6 +186,12 @@ def _aligned(rows: list[list[str]], words_last: bool) -> list[str]:
     return ["  ".join(cell(i, text) for i, text in enumerate(r)).rstrip() for r in rows]
 
 
+def _wrap(text: str) -> list[str]:
+    """Lines of at most WIDTH columns that never split "p = 0.04" or "95% CI" across two lines."""
+    glued = text.replace(" = ", "\0=\0").replace("% CI", "%\0CI")
+    return [line.replace("\0", " ") for line in textwrap.wrap(glued, WIDTH, subsequent_indent="  ")]
+
+
 def format_console(report: dict) -> str:
     """The tables (val, then test) and the verdict sentences; test last, so the output ends with it."""
     out = []
@@ -193,10 +199,10 @@ def format_console(report: dict) -> str:
     for split in SPLITS:
         for title, rows, sentences in _rows(report, split):
             out += ["", title, *_aligned(rows, paired and len(rows[0]) > 2)]
-            out += [line for s in sentences for line in textwrap.wrap(s, WIDTH, subsequent_indent="  ")]
+            out += [line for s in sentences for line in _wrap(s)]
     if paired:
-        out += ["", *textwrap.wrap(f"interval: {report['interval']}; p: {report['test']}; verdict at the "
-                                   f"{round(100 * report['alpha'])}% level (the interval excludes 0)", WIDTH)]
+        out += ["", *_wrap(f"95% interval: {report['interval']}; p: {report['test']}; verdict: "
+                           f"p < {report['alpha']:.2f}")]
     return "\n".join(out).lstrip("\n")
 
 
