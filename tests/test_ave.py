@@ -420,6 +420,12 @@ def test_ave_sweep_and_best_report_accuracy(ave_config, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Accuracy" in result.output
     report = json.loads((tmp_path / "sweeps" / "ave-tiny" / "best" / "results.json").read_text())
-    test = report["results"][0]["test"]
+    rank1 = report["configurations"][0]
+    test = rank1["test"]
     assert 0.0 <= test["accuracy"]["mean"] <= 100.0 and test["accuracy"]["std"] >= 0.0
-    assert len(report["results"][0]["test_per_seed"]) == 2
+    assert len(rank1["test_per_seed"]) == 2
+    # No points_to_evaluate: the reference is the base config (default), compared on accuracy first.
+    assert report["reference"]["choice"] == "default" and report["audio_gt"]["version"] == "not LLP"
+    comp = next(c for c in report["comparisons"] if c["split"] == "test")
+    assert list(comp["metrics"])[0] == "accuracy" or "itself" in comp["sentence"]
+    assert "Accuracy on test" in comp["sentence"] or "itself" in comp["sentence"]
