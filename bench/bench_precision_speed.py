@@ -26,7 +26,7 @@ from machine import print_header  # noqa: E402
 
 from uwav.config import config_from_dict  # noqa: E402
 from uwav.data.dataset import ParserData, SplitArrays  # noqa: E402
-from uwav.train import Trainer  # noqa: E402
+from uwav.fit import Trainer  # noqa: E402
 
 PAPER = {"d_model": 512, "layers": 5, "heads": 16, "ff": 2048, "dropout": 0.1}
 SMALL = {"d_model": 128, "layers": 2, "heads": 4, "ff": 256, "dropout": 0.1}

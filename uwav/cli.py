@@ -131,11 +131,13 @@ def pretrain(config_file, sets) -> None:
     """
     from uwav.config import load_config
     from uwav.pretrain import pretrain as run
+    from uwav.pretrain import pretrain_precision
 
     config = load_config(config_file, _overrides(sets))
+    pretrain_precision(config, f"{config_file}: pretrain.precision")  # the refusal names the file
     result = run(config)
     click.echo(f"generator: best UnAV-val Seg-av {result.best_seg_av:.2f} at epoch {result.best_epoch} "
-               f"-> {result.checkpoint}")
+               f"({result.precision}) -> {result.checkpoint}")
 
 
 @main.command()
@@ -194,6 +196,7 @@ def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, top_k, se
 
     from uwav.config import load_config
     from uwav.data.dataset import load_parser_data
+    from uwav.fit import training_precision
     from uwav.train import format_summary, run_training
 
     if best_of is not None:
@@ -210,6 +213,7 @@ def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, top_k, se
     if config_file is None:
         raise UwavError("uwav train: give a CONFIG file")
     config = load_config(config_file, _overrides(sets))
+    training_precision(config, where=f"{config_file}: train.precision")  # refuse slow bf16 before loading data
     data = load_parser_data(config, include_test=evaluate_test)
     summary = run_training(config, data, Path(run_dir) if run_dir else config.parser_dir, evaluate_test, resume)
     click.echo(format_summary(summary))

@@ -23,10 +23,15 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from uwav.errors import UwavError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that read the hardware: uwav.config takes PRECISIONS from here,
+# and reading or validating a config (`uwav config`, the CLI's start) should not pay for importing torch.
 
 PRECISIONS = ("fp32", "bf16", "bf16_force", "auto")
 
@@ -91,6 +96,8 @@ def _read_proc_cpuinfo(path: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
 
 def _torch_cpu_capabilities() -> Mapping | None:
     """torch's own CPUID reading (public since torch 2.9), with the kernel's spelling; None where absent."""
+    import torch
+
     get = getattr(getattr(torch, "cpu", None), "get_capabilities", None)
     if get is None:
         return None
@@ -164,6 +171,8 @@ def _bf16_why(features: tuple[str, ...], family: str) -> tuple[bool, str]:
 
 @lru_cache(maxsize=1)
 def _detect_cpu() -> DeviceCapabilities:
+    import torch
+
     info = _read_proc_cpuinfo()
     torch_caps = _torch_cpu_capabilities()
     family = _arch_family(str((torch_caps or {}).get("architecture") or platform.machine()))
@@ -199,6 +208,8 @@ def cuda_bf16(capability: tuple[int, int], torch_says: bool) -> tuple[bool, str]
 
 
 def _detect_cuda(device: torch.device) -> DeviceCapabilities:
+    import torch
+
     index = device.index if device.index is not None else torch.cuda.current_device()
     capability = torch.cuda.get_device_capability(index)
     with torch.cuda.device(index):
@@ -218,6 +229,8 @@ def _detect_cuda(device: torch.device) -> DeviceCapabilities:
 
 def detect(device: torch.device | str) -> DeviceCapabilities:
     """What `device` can do. The single hardware reading of the package (tests monkeypatch it)."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cpu":
         return _detect_cpu()
@@ -232,6 +245,8 @@ def device_report(device: torch.device | str) -> dict:
 
     For provenance records and benchmark headers. A CUDA report also names the host CPU.
     """
+    import torch
+
     caps = detect(device)
     report = asdict(caps)
     report["features"] = list(caps.features)

@@ -14,6 +14,7 @@ from uwav import metrics, tracking
 from uwav.config import flat_dict, with_overrides
 from uwav.data.dataset import load_parser_data
 from uwav.errors import UwavError
+from uwav.fit import training_precision
 from uwav.io import write_json, write_text
 from uwav.sweep.results import sweep_dir_of, top_configs
 from uwav.train import run_training
@@ -54,6 +55,8 @@ def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, data=None, p
     out_dir = exp_dir / "best"
     results, texts, loaded = [], [], {}
     for rank, (row, config) in enumerate(top_configs(exp_dir, top_k), 1):
+        # A refused precision stops here, before the data are loaded (fit would stop before the first batch).
+        training_precision(config, where=f"sweep {exp_dir.name}, rank {rank} configuration: train.precision")
         if data is None:
             key = (config.paths.annotations, config.paths.features, config.paths.layout, config.paths.out)
             if key not in loaded:
@@ -75,6 +78,7 @@ def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, data=None, p
         text = format_mean_std(test_stats, title)
         texts.append(text + "\n" + format_mean_std(val_stats, "val (best epoch of each seed), mean ± std"))
         result = {"rank": rank, "trial_id": row["trial_id"], "params": row["params"], "seeds": seed_list,
+                  "precision": summary["precision"],
                   "test": test_stats, "val": val_stats, "test_per_seed": per_seed_test,
                   "val_per_seed": per_seed_val, "config": flat_dict(config)}
         results.append(result)
