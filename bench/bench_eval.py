@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import print_header
 
 from uwav.classes import LLP_CLASSES
 from uwav.data.llp import EVAL_AUDIO, EVAL_VISUAL, load_llp_split
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--split", choices=["val", "test"], default="test")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    print_header("cpu")
 
     llp = load_llp_split(args.annotations, args.split)
     rng = np.random.default_rng(0)

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_train import PAPER, SMALL  # noqa: E402  (the parser sizes every parser benchmark uses)
+from machine import print_header  # noqa: E402
 
 SEGMENTS, CLASSES, AUDIO_DIM, VISUAL_DIM = 10, 25, 128, 2560  # LLP, HAN layout (VGGish; ResNet ++ R(2+1)D)
 
@@ -163,6 +164,7 @@ def main() -> None:
         where = torch.cuda.get_device_name(0)
     else:
         where = "CPU"
+    print_header(args.device)
     rows = [run_packed(k, args) for k in args.trials]
     alone = next((r["seg_per_s"] for r in rows if r["k"] == 1), None)
     epoch_batches = 10_000 / args.batch_size

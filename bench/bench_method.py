@@ -34,6 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import print_header  # noqa: E402
+
 from uwav.config import config_from_dict, with_overrides  # noqa: E402
 from uwav.data.dataset import load_parser_data  # noqa: E402
 from uwav.fit import evaluate_split, fit
@@ -84,6 +86,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1, help="parser seeds per ablation row: seed, seed+1, ...")
     ap.add_argument("--json", default="", help="also write the tables as JSON")
     args = ap.parse_args()
+    print_header("cpu")
     tmp = tempfile.TemporaryDirectory(prefix="uwav-bench-method-")
     data_root = Path(args.data) if args.data else Path(tmp.name) / "data"
     t0 = time.perf_counter()

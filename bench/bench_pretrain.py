@@ -24,6 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import print_header  # noqa: E402
+
 from uwav.config import GeneratorConfig  # noqa: E402
 from uwav.data.unav import num_seconds, read_unav_json  # noqa: E402
 from uwav.losses import pretrain_loss  # noqa: E402
@@ -81,6 +83,7 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="hidden 256, 2 layers instead of the paper's size")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    print_header("cpu")
     videos = read_unav_json(UNAV_JSON)
     train_lengths = np.array([num_seconds(v.duration) for v in videos.values() if v.subset == "train"])
     rng = np.random.default_rng(0)

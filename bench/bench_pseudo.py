@@ -18,6 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import print_header  # noqa: E402
+
 from uwav.pseudo import fit_thresholds  # noqa: E402
 
 
@@ -43,6 +45,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=649)
     args = ap.parse_args()
+    print_header("cpu")
     rng = np.random.default_rng(0)
     n, t, c = args.videos, 10, 25
     weak = (rng.random((n, c)) < 0.07).astype(np.float32)

@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import optuna  # noqa: E402
+from machine import print_header  # noqa: E402
 from pipeline_fixture import prepare  # noqa: E402
 
 from uwav.config import with_overrides  # noqa: E402
@@ -120,6 +121,7 @@ def main() -> None:
     ap.add_argument("--data", default="", help="existing synthetic folder (else written to a temp dir)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
+    print_header("cpu")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = load_sweep(ROOT / "sweeps" / "demo.yaml")
     tmp = tempfile.TemporaryDirectory(prefix="uwav-bench-search-")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from machine import print_header
 
 from uwav.data.dataset import ParserData, SplitArrays
 from uwav.pseudo import fit_all_thresholds
@@ -112,6 +113,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--videos", type=int, default=1500, help="training videos (HAN-size features)")
     args = ap.parse_args()
+    print_header("cpu")
 
     import ray
     import torch

@@ -8,10 +8,11 @@ by default) with the same UWAV losses on the same synthetic LLP-layout data writ
 
 A fixed number of training batches is timed and extrapolated to a 10,000-video LLP epoch (labelled as
 such); validation is timed in full on 649 videos. Prints achieved GFLOP/s next to the machine's matmul
-ceiling measured at the parser's shapes.
+ceiling measured at the parser's shapes, after the machine header (bench/machine.py). The bf16 variant is
+timed only where the device has bf16 units unless --bf16 force: elsewhere it is the slow path.
 
     python bench/bench_train.py [--train-videos 640] [--batches 4] [--rounds 3] [--threads 2] [--small]
-                                [--device cuda]
+                                [--device cuda] [--bf16 auto|force|skip]
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import matmul_gflops, print_header  # noqa: E402
+
 from uwav import losses  # noqa: E402
 from uwav.allocator import keep_freed_memory  # noqa: E402
 from uwav.config import config_from_dict  # noqa: E402
@@ -36,6 +39,7 @@ from uwav.data.dataset import ParserData, SplitArrays  # noqa: E402
 from uwav.data.features import parser_inputs  # noqa: E402
 from uwav.data.llp import load_llp_split  # noqa: E402
 from uwav.fit import Trainer, build_parser, evaluate_split  # noqa: E402
+from uwav.hardware import describe, detect  # noqa: E402
 from uwav.metrics import evaluate_probabilities  # noqa: E402
 from uwav.models.han import HAN  # noqa: E402
 from uwav.pseudo import batch_targets, fit_all_thresholds  # noqa: E402
@@ -190,20 +194,6 @@ def step_flops(trainer: Trainer, batch_size: int) -> float:
     return float(counter.get_total_flops())
 
 
-def matmul_ceiling(dtype: torch.dtype, device: torch.device, m: int = 640, k: int = 512, n: int = 2048,
-                   reps: int = 30) -> float:
-    a = torch.randn(m, k, device=device).to(dtype)
-    b = torch.randn(k, n, device=device).to(dtype)
-    for _ in range(3):
-        a @ b
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
-
-
 # Dense datasheet peaks in TFLOP/s (fp32 without tensor cores, bf16 tensor cores with fp32 accumulation),
 # for model FLOP utilisation: the small product `matmul_ceiling` times is no ceiling for a data-centre GPU.
 DATASHEET_TFLOPS = {"H200": (67.0, 989.0), "H100": (67.0, 989.0), "A100": (19.5, 312.0),
@@ -226,12 +216,18 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="small parser instead of the paper's size")
     ap.add_argument("--data", type=str, default="", help="reuse a data folder written by a previous run")
     ap.add_argument("--device", type=str, default="cpu", help="cpu or cuda (both variants run there)")
+    ap.add_argument("--bf16", choices=("auto", "force", "skip"), default="auto",
+                    help="time the bf16 variant: auto = only where the device has bf16 units (elsewhere one "
+                         "step takes ~50x fp32's; bench_precision_speed.py measures that), force, or skip")
     args = ap.parse_args()
     if args.train_videos < (args.batches + 1) * args.batch_size:
         ap.error(f"--train-videos {args.train_videos} holds fewer than the {args.batches} timed batches plus one "
                  f"warm-up batch of {args.batch_size} (the baseline's loader takes them from one pass)")
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
+    print_header(device)
+    with_bf16 = args.bf16 == "force" or (args.bf16 == "auto" and detect(device).bf16_fast)
+    precisions = {"fp32": "fp32", **({"bf16": "bf16_force" if args.bf16 == "force" else "bf16"} if with_bf16 else {})}
     parser_cfg = SMALL if args.small else PAPER
 
     tmp = tempfile.TemporaryDirectory(prefix="uwav-bench-train-") if not args.data else None
@@ -267,17 +263,17 @@ def main() -> None:
     torch.manual_seed(0)
     model = plain_han(build_parser(config, data, torch.device("cpu"))).to(device)
     theta_ab = {"a": theta["audio"], "v": theta["visual"]}
-    trainers = {p: Trainer(config_from_dict({**base, "train": {**base["train"], "precision": p}}), data, device)
-                for p in ("fp32", "bf16")}
+    trainers = {p: Trainer(config_from_dict({**base, "train": {**base["train"], "precision": value}}), data, device)
+                for p, value in precisions.items()}
     flops = step_flops(trainers["fp32"], args.batch_size)
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:  # also builds the metrics' event table once
-        evaluate_split(trainers["fp32"].model, val, device, trainers["fp32"].config)
+        evaluate_split(trainers["fp32"].model, val, device, trainers["fp32"].config, "fp32")
     val_flops = float(counter.get_total_flops())
     # Rounds A B C A B C ...: this shared machine's speed drifts by 10-20 % over minutes, so each variant
     # is timed in every round and the median round counts.
-    timed: dict[str, list[tuple[float, float]]] = {"baseline": [], "fp32": [], "bf16": []}
+    timed: dict[str, list[tuple[float, float]]] = {"baseline": [], **{p: [] for p in trainers}}
     val_ours: dict[str, list[float]] = {}
     for _ in range(args.rounds):
         timed["baseline"].append(time_baseline(llp, model, list(ann["train"].ids), ann["train"].weak, theta_ab,
@@ -286,15 +282,18 @@ def main() -> None:
             timed[p].append(time_ours(trainer, args.batches, args.batch_size))
         for p, trainer in trainers.items():
             t0 = time.perf_counter()
-            evaluate_split(trainer.model, val, device, trainer.config)
+            evaluate_split(trainer.model, val, device, trainer.config, trainer.precision)
             val_ours.setdefault(p, []).append(time.perf_counter() - t0)
     results = {k: float(np.median([sec for sec, _ in v])) for k, v in timed.items()}
     faults = {k: float(np.median([f for _, f in v])) for k, v in timed.items()}
-    results["val_ours"], results["val_bf16"] = (float(np.median(val_ours[p])) for p in ("fp32", "bf16"))
+    results["val_ours"] = float(np.median(val_ours["fp32"]))
+    if with_bf16:
+        results["val_bf16"] = float(np.median(val_ours["bf16"]))
     results["val_baseline"] = baseline_validation(llp, model, list(ann["val"].ids), val.gt_audio, val.gt_visual)
 
     per_epoch = LLP_TRAIN_VIDEOS / args.batch_size
-    ceiling32, ceiling16 = matmul_ceiling(torch.float32, device), matmul_ceiling(torch.bfloat16, device)
+    ceiling32 = float(np.median(matmul_gflops(torch.float32, device)))
+    ceiling16 = float(np.median(matmul_gflops(torch.bfloat16, device))) if with_bf16 else None
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} threads"
     print(f"\nparser {'small' if args.small else 'paper size'} {parser_cfg}, batch {args.batch_size}, "
           f"torch {torch.__version__}, {where}, {os.cpu_count()} CPUs")
@@ -305,14 +304,20 @@ def main() -> None:
           f"{'vs baseline':>13}")
     for name, key in (("baseline (Dataset+DataLoader)", "baseline"), ("uwav fit, fp32", "fp32"),
                       ("uwav fit, bf16 autocast", "bf16")):
+        if key not in results:
+            print(f"{name:<34}  not timed: --bf16 {args.bf16} and {describe(detect(device))} has "
+                  f"{'bf16 units' if detect(device).bf16_fast else 'no bf16 units'}")
+            continue
         sec = results[key]
         print(f"{name:<34}{sec:9.3f}{sec * per_epoch:10.1f}{args.batch_size * 10 / sec:9.0f}"
               f"{flops / sec / 1e9:9.1f}{faults[key]:14.0f}{results['baseline'] / sec:12.2f}x")
-    print(f"matmul ceiling at [640x512]@[512x2048]: fp32 {ceiling32:.0f} GFLOP/s, bf16 {ceiling16:.0f} GFLOP/s; "
+    bf16_ceiling = f"bf16 {ceiling16:.0f} GFLOP/s" if ceiling16 is not None else "bf16 not measured"
+    print(f"matmul ceiling at [640x512]@[512x2048]: fp32 {ceiling32:.0f} GFLOP/s, {bf16_ceiling}; "
           f"one training step = {flops / 1e9:.1f} GFLOP")
     print(f"validation pass ({len(val)} videos, inference + metrics): baseline batch-1 "
           f"{results['val_baseline']:.2f}s, uwav {results['val_ours']:.2f}s (median round) -> "
-          f"{results['val_baseline'] / results['val_ours']:.1f}x; bf16 autocast {results['val_bf16']:.2f}s")
+          f"{results['val_baseline'] / results['val_ours']:.1f}x"
+          + (f"; bf16 autocast {results['val_bf16']:.2f}s" if with_bf16 else ""))
     print(f"validation pass = {val_flops / 1e9:.0f} GFLOP: at the measured fp32 ceiling that is "
           f"{val_flops / ceiling32 / 1e9:.2f}s of matrix products alone; uwav's fp32 pass runs at "
           f"{val_flops / results['val_ours'] / 1e9:.0f} GFLOP/s")
@@ -321,9 +326,9 @@ def main() -> None:
           f"{epoch['baseline']:.1f}s, uwav {epoch['fp32']:.1f}s -> {epoch['baseline'] / epoch['fp32']:.2f}x")
     peak = datasheet_peak(where) if device.type == "cuda" else None
     if peak:
+        bf16_step = f"bf16 step {flops / results['bf16'] / 1e12 / peak[1]:.1%}, " if with_bf16 else ""
         print(f"model FLOP utilisation against {where}'s dense datasheet peak ({peak[0]:.0f} fp32 / {peak[1]:.0f} "
-              f"bf16 TFLOP/s): fp32 step {flops / results['fp32'] / 1e12 / peak[0]:.1%}, bf16 step "
-              f"{flops / results['bf16'] / 1e12 / peak[1]:.1%}, fp32 validation "
+              f"bf16 TFLOP/s): fp32 step {flops / results['fp32'] / 1e12 / peak[0]:.1%}, {bf16_step}fp32 validation "
               f"{val_flops / results['val_ours'] / 1e12 / peak[0]:.1%}")
     if tmp is not None:
         tmp.cleanup()

@@ -39,7 +39,7 @@ def _write(tmp_path, text):
         ("loss: {W: -1}", "loss.W must be > 0"),
         ("loss: {Wx: 1}", "unknown key 'loss.Wx'"),
         ("train: {epochs: 2.5}", "train.epochs must be an integer"),
-        ("train: {precision: fp16}", "train.precision must be one of fp32, bf16"),
+        ("train: {precision: fp16}", "train.precision must be one of fp32, bf16, bf16_force, auto"),
         ("loss: {mixup: yes please}", "loss.mixup must be true or false"),
         ("pseudo: {temperature: 0}", "pseudo.temperature must be > 0"),
         ("train: {lr_max: 1.0e-4, lr_min: 1.0e-3}", "train.lr_min (0.001) must not exceed"),

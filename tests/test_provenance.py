@@ -161,3 +161,16 @@ def test_config_hash_is_canonical(tmp_path):
     assert config_sha256(a) == config_sha256(_config(tmp_path, tmp_path, tmp_path))
     assert config_sha256(a) != config_sha256(with_overrides(a, {"loss.W": 0.3}))
     assert config_sha256(a) == config_sha256(json.loads(json.dumps(provenance.asdict(a))))
+
+
+def test_device_is_the_hardware_report_and_never_stops_a_run(monkeypatch):
+    from uwav import hardware
+
+    assert provenance.device_info("cpu") == hardware.device_report("cpu")
+
+    def broken(device):
+        raise RuntimeError("no such device")
+
+    monkeypatch.setattr(hardware, "device_report", broken)
+    info = provenance.device_info("cuda:3")
+    assert info["device"] == "cuda:3" and info["detection_error"] == "RuntimeError: no such device"

@@ -129,6 +129,7 @@ def test_mlflow_parent_and_child_runs(finished):
         row = board[child.data.tags[tracking.TRIAL_TAG]]
         assert child.info.status == "FINISHED"
         assert child.data.tags["stopped_early"] == ("true" if row["status"] == "stopped" else "false")
+        assert child.data.tags["uwav.precision"] == "fp32"  # train.precision as the trial resolved it
         params = child.data.params
         assert params == {k: str(v) for k, v in flat_dict(spec.trial_config(row["params"])).items()}
         history = client.get_metric_history(child.info.run_id, "val_segment_type_at_av")

@@ -134,11 +134,13 @@ def pretrain(config_file, sets) -> None:
     """
     from uwav.config import load_config
     from uwav.pretrain import pretrain as run
+    from uwav.pretrain import pretrain_precision
 
     config = load_config(config_file, _overrides(sets))
+    pretrain_precision(config, f"{config_file}: pretrain.precision")  # the refusal names the file
     result = run(config)
     click.echo(f"generator: best UnAV-val Seg-av {result.best_seg_av:.2f} at epoch {result.best_epoch} "
-               f"-> {result.checkpoint}")
+               f"({result.precision}) -> {result.checkpoint}")
 
 
 @main.command()
@@ -204,6 +206,7 @@ def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, reference
 
     from uwav.config import load_config
     from uwav.data.dataset import load_parser_data
+    from uwav.fit import training_precision
     from uwav.train import format_summary, run_training
 
     if best_of is not None:
@@ -223,6 +226,7 @@ def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, reference
     if config_file is None:
         raise UwavError("uwav train: give a CONFIG file")
     config = load_config(config_file, _overrides(sets))
+    training_precision(config, where=f"{config_file}: train.precision")  # refuse slow bf16 before loading data
     data = load_parser_data(config, include_test=evaluate_test)
     summary = run_training(config, data, Path(run_dir) if run_dir else config.parser_dir, evaluate_test, resume)
     click.echo(format_summary(summary))
@@ -267,9 +271,11 @@ def _parse_unav_counts(text: str | None) -> dict[str, int | None]:
 @click.option("--videos-test", type=click.IntRange(min=1), default=None, help="Override test videos.")
 @click.option("--videos-unav", default=None, help="Override UnAV videos: N (train) or TRAIN,VAL,TEST.")
 @click.option("--force", is_flag=True, help="Replace OUT even if it is not empty.")
+@click.option("--world-version", type=click.Choice(["1", "2"]), default="2", show_default=True,
+              help="2: calibrated to the real LLP (bench/calibrate_synthetic.py); 1: the first world, byte for byte.")
 @user_errors
 def synth(out, dataset, size, seed, layouts, class_order, videos_train, videos_val, videos_test, videos_unav,
-          force) -> None:
+          force, world_version) -> None:
     """Write a synthetic LLP (or AVE) + UnAV-100 dataset to OUT in the released layouts."""
     overrides = {"train": videos_train, "val": videos_val, "test": videos_test}
     overrides.update(_parse_unav_counts(videos_unav))
@@ -279,21 +285,23 @@ def synth(out, dataset, size, seed, layouts, class_order, videos_train, videos_v
         if layouts is not None:
             raise UwavError("--layouts is an LLP option; AVE is written in the ave layout (CLIP, CLAP, R(2+1)D)")
         manifest = generate_ave(out, size=size, seed=seed, overrides=overrides, class_order=class_order,
-                                force=force)
+                                force=force, world_version=int(world_version))
         ave, unav = manifest["ave"], manifest["unav"]
         click.echo(f"wrote {out}: AVE {ave['train']}/{ave['val']}/{ave['test']} clips in {out}/ave "
                    f"(class order {class_order}, {100 * manifest['background_fraction']:.1f}% background), "
-                   f"UnAV {unav['train']}/{unav['validation']}/{unav['test']} in {out}/unav, seed {seed}")
+                   f"UnAV {unav['train']}/{unav['validation']}/{unav['test']} in {out}/unav, seed {seed}, "
+                   f"world version {world_version}")
         return
     from uwav.data.synthetic import generate
 
     chosen = None if layouts is None else tuple(x.strip() for x in layouts.split(",") if x.strip())
     manifest = generate(out, size=size, seed=seed, layouts=chosen, overrides=overrides, force=force,
-                        progress=True)
+                        progress=True, world_version=int(world_version))
     llp, unav = manifest["llp"], manifest["unav"]
     click.echo(f"wrote {out}: LLP {llp['train']}/{llp['val']}/{llp['test']} videos "
                f"(layouts {','.join(manifest['layouts'])}) in {out}/llp, "
-               f"UnAV {unav['train']}/{unav['validation']}/{unav['test']} in {out}/unav, seed {seed}")
+               f"UnAV {unav['train']}/{unav['validation']}/{unav['test']} in {out}/unav, seed {seed}, "
+               f"world version {world_version}")
 
 
 @data.command("check")

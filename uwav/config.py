@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from uwav.errors import UwavError
+from uwav.hardware import PRECISIONS
 
 
 def _f(default, doc: str = "", *, choices: tuple | None = None, lo: float | None = None,
@@ -30,6 +31,13 @@ def _f(default, doc: str = "", *, choices: tuple | None = None, lo: float | None
     """A config field with its documentation and allowed values (checked by `_check_value`)."""
     return field(default=default, metadata={"doc": doc, "choices": choices, "lo": lo, "hi": hi,
                                             "lo_open": lo_open})
+
+
+# Resolved once against the device before training (uwav.hardware.resolve_precision).
+_PRECISION_DOC = ("fp32 (the paper's numbers); bf16 autocast, refused before training on hardware without bf16 "
+                  "units (CPUs without AVX-512 BF16/AMX, CUDA below compute capability 8.0), where it is the slow "
+                  "path (~50x slower on an AVX2-only EPYC); bf16_force: bf16 anyway; auto: bf16 where it is "
+                  "fast, fp32 elsewhere. Runs record the precision used")
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ class PretrainConfig:
     bucket_by_length: bool = _f(True, "batch videos of similar length and pad to the batch's longest "
                                 "(False pads every video to the split's longest, like the code)")
     max_videos: int = _f(0, "use at most this many UnAV videos per subset (0 = all)", lo=0)
-    precision: str = _f("fp32", "fp32, or bf16 autocast", choices=("fp32", "bf16"))
+    precision: str = _f("fp32", _PRECISION_DOC, choices=PRECISIONS)
     device: str = _f("auto", "auto (CUDA when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
 
 
@@ -139,8 +147,7 @@ class TrainConfig:
     weight_decay: float = _f(1e-4, "AdamW weight decay", lo=0.0)
     beta1: float = _f(0.9, "AdamW beta1", lo=0.0, hi=0.999)
     grad_clip: float = _f(1.0, "global grad-norm clip", lo=0.0)
-    precision: str = _f("fp32", "fp32, or bf16 autocast (opt-in, faster on CPUs with AVX-512 BF16)",
-                        choices=("fp32", "bf16"))
+    precision: str = _f("fp32", _PRECISION_DOC, choices=PRECISIONS)
     device: str = _f("auto", "auto (CUDA when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
     # 256 keeps the paper-size HAN's largest activation (both streams' qkv, 5,120 x 1,536 floats) under
     # glibc's 32 MiB mmap limit, so uwav.allocator can reuse it; at 512 each pass took ~100,000 page faults.

@@ -23,6 +23,7 @@ from uwav import losses, metrics
 from uwav.allocator import keep_freed_memory
 from uwav.data.dataset import ParserData, SplitArrays
 from uwav.errors import UwavError
+from uwav.hardware import resolve_precision
 from uwav.models.han import HAN
 from uwav.pseudo.targets import batch_targets, prepare_targets
 from uwav.runtime import epoch_lr, resolve_device, seed_everything, send, tensor
@@ -31,6 +32,17 @@ from uwav.runtime import epoch_lr, resolve_device, seed_everything, send, tensor
 def objective_name(config) -> str:
     """The val metric that selects checkpoints and drives sweeps for the config's dataset."""
     return metrics.OBJECTIVES[config.dataset]
+
+
+def training_precision(config, device: torch.device | None = None, where: str = "train.precision") -> str:
+    """`train.precision` resolved for the device the run trains on: "fp32" or "bf16".
+
+    Raises UwavError for bf16 where it would be the slow path (uwav.hardware). Callers that load data
+    first call it before loading, so the refusal comes before any heavy work; the Trainer calls it again
+    (cheap) so that nothing trains unchecked.
+    """
+    device = device if device is not None else resolve_device(config.train.device)
+    return resolve_precision(config.train.precision, device, where)
 
 
 def layer_impl(config, device: torch.device) -> str:
@@ -74,12 +86,18 @@ class FitResult:
     best_val: dict[str, float]
     history: list[EpochReport] = field(default_factory=list)
     model: HAN | None = None  # with the best epoch's weights when fit(keep_best=True)
+    precision: str = "fp32"  # what training ran in ("fp32" or "bf16"), `train.precision` resolved
 
 
 @torch.inference_mode()
 def predict(model: HAN, split: SplitArrays, device: torch.device, batch_size: int = 256,
             precision: str = "fp32") -> dict[str, np.ndarray]:
-    """Probabilities for a whole split: audio/visual [N, T, C] (sigmoid) and video [N, C] (MMIL, (0, 2))."""
+    """Probabilities for a whole split: audio/visual [N, T, C] (sigmoid) and video [N, C] (MMIL, (0, 2)).
+
+    `precision` is a resolved one, "fp32" or "bf16" (`training_precision`).
+    """
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"predict takes a resolved precision (fp32 or bf16), not {precision!r}")
     was_training = model.training
     model.eval()
     outs = {"audio": [], "visual": [], "video": []}
@@ -95,11 +113,16 @@ def predict(model: HAN, split: SplitArrays, device: torch.device, batch_size: in
     return {k: torch.cat(v).numpy().astype(np.float64) for k, v in outs.items()}
 
 
-def evaluate_split(model: HAN, split: SplitArrays, device: torch.device, config) -> dict[str, float]:
-    """Val/test scores: LLP the ten F-scores; AVE `metrics.AVE_METRIC_NAMES` (accuracy + the ten)."""
+def evaluate_split(model: HAN, split: SplitArrays, device: torch.device, config,
+                   precision: str | None = None) -> dict[str, float]:
+    """Val/test scores: LLP the ten F-scores; AVE `metrics.AVE_METRIC_NAMES` (accuracy + the ten).
+
+    Inference runs in `precision` ("fp32" / "bf16"), by default the config's `train.precision` resolved.
+    """
     if split.gt_audio is None or split.gt_visual is None:
         raise UwavError(f"split {split.name!r} has no dense labels to evaluate against")
-    probs = predict(model, split, device, config.train.eval_batch_size, config.train.precision)
+    precision = precision or training_precision(config, device)
+    probs = predict(model, split, device, config.train.eval_batch_size, precision)
     if config.dataset == "ave":
         # AVE events are audio-visual: gt_audio and gt_visual are the same event mask.
         return metrics.evaluate_ave(probs["audio"], probs["visual"], probs["video"], split.gt_audio,
@@ -113,6 +136,8 @@ class Trainer:
 
     def __init__(self, config, data: ParserData, device: torch.device, keep_best: bool = True):
         self.config, self.data, self.device = config, data, device
+        # First, before the model and the data's tensors: bf16 without bf16 units is refused here.
+        self.precision = training_precision(config, device)
         self.keep_best = keep_best  # hold a copy of the best epoch's weights (final runs; sweeps skip it)
         if device.type == "cpu":
             keep_freed_memory()
@@ -168,7 +193,7 @@ class Trainer:
         [total, video, segment, mixup] (`LOSS_NAMES`) as float64 on the device, without reading them."""
         cfg, model = self.config, self.model
         weak = self.weak[idx]
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             out = model(self.audio[idx], self.visual[idx])
         video = losses.video_loss(out.video_prob.float(), weak)
         seg = torch.zeros((), device=self.device)
@@ -188,7 +213,7 @@ class Trainer:
                     mix_target = losses.ave_mixup_targets(soft, cfg.loss.mixup_target)
                 lam, perm = losses.sample_mixup(feats.shape[0] * feats.shape[1], cfg.loss.alpha, self.rng,
                                                   cfg.loss.beta)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"):
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                     mix = mix + losses.mixup_loss(feats, mix_target, model.classify, lam, send(perm, self.device))
         total = video + cfg.loss.lambda_seg * seg + cfg.loss.lambda_mix * mix.float()
         self.optimizer.zero_grad(set_to_none=True)
@@ -207,7 +232,7 @@ class Trainer:
         t0 = time.perf_counter()
         loss_means = self.train_epoch()
         # A plain dict: it goes into checkpoints, which load weights-only (no custom classes).
-        val = dict(evaluate_split(self.model, self.data.split("val"), self.device, cfg))
+        val = dict(evaluate_split(self.model, self.data.split("val"), self.device, cfg, self.precision))
         objective = val[objective_name(cfg)]
         better = objective > self.best_objective if cfg.eval.selection == "first" else objective >= self.best_objective
         if better:
@@ -288,4 +313,4 @@ def fit(config, data: ParserData, on_epoch: Callable[[EpochReport, Trainer], Non
         trainer.model.load_state_dict(trainer.best_state)
         model = trainer.model
     return FitResult(best_epoch=trainer.best_epoch, best_objective=trainer.best_objective,
-                     best_val=trainer.best_val, history=trainer.history, model=model)
+                     best_val=trainer.best_val, history=trainer.history, model=model, precision=trainer.precision)

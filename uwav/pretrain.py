@@ -25,6 +25,7 @@ from uwav.classes import UNAV_CLASSES
 from uwav.data.features import load_text_embeddings
 from uwav.data.unav import UnavSplit, load_unav_split
 from uwav.errors import UwavError
+from uwav.hardware import resolve_precision
 from uwav.models.generator import Generator
 from uwav.runtime import epoch_lr, resolve_device, seed_everything, send
 
@@ -126,13 +127,21 @@ class PretrainResult:
     best_seg_av: float
     checkpoint: Path
     history: list[PretrainReport] = field(default_factory=list)
+    precision: str = "fp32"  # what pre-training ran in: `pretrain.precision` resolved ("fp32" or "bf16")
+
+
+def pretrain_precision(config, where: str = "pretrain.precision") -> str:
+    """`pretrain.precision` resolved for `pretrain.device`; UwavError for bf16 where it is the slow path."""
+    device = resolve_device(config.pretrain.device, "pretrain.device")
+    return resolve_precision(config.pretrain.precision, device, where)
 
 
 def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainReport], None] | None = None,
              progress: bool = True) -> PretrainResult:
-    data = data or load_unav_data(config)
     p = config.pretrain
     device = resolve_device(p.device, "pretrain.device")
+    precision = pretrain_precision(config)  # before the UnAV features are read: a refusal costs nothing
+    data = data or load_unav_data(config)
     if device.type == "cpu":
         keep_freed_memory()
     seed_everything(config.seed)
@@ -157,7 +166,7 @@ def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainR
         total, count = torch.zeros((), dtype=torch.float64, device=device), 0
         for idx in length_batches(data.train.lengths, p.batch_size, rng, p.bucket_by_length):
             batch = batch_tensors(data.train, idx, p.bucket_by_length, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=p.precision == "bf16"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 z_a, z_v = model(batch.clap, batch.clip, text_a, text_v, batch.mask)
             loss = losses.pretrain_loss(z_a.float(), z_v.float(), batch.labels, batch.valid, p.pos_weight)
             optimizer.zero_grad(set_to_none=True)
@@ -182,4 +191,5 @@ def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainR
             on_epoch(report)
     if bar is not None:
         bar.close()
-    return PretrainResult(best_epoch=best_epoch, best_seg_av=float(best), checkpoint=checkpoint, history=history)
+    return PretrainResult(best_epoch=best_epoch, best_seg_av=float(best), checkpoint=checkpoint, history=history,
+                          precision=precision)

@@ -219,16 +219,19 @@ def library_versions() -> dict[str, str | None]:
 
 
 def device_info(device: Any) -> dict[str, Any]:
-    """What `device` is. The one place that asks uwav.hardware (issue 19) once it exists.
+    """What `device` is: `uwav.hardware.device_report` (issue 19: CPU model and ISA level, bf16 units,
+    CUDA capability, torch threads).
 
-    TODO(issue 19): replace the fallback with `from uwav.hardware import device_report` at the top of
-    this module when that module has landed; this is the only call site.
+    Imported here, not at the top: uwav.hardware imports torch, and `uwav eval` uses this module for the
+    audio GT identity only. A device that cannot be inspected from this process (a sweep driver without
+    the GPU its trials get) is described from the platform, with the reason.
     """
+    from uwav.hardware import device_report
+
     try:
-        from uwav.hardware import device_report
-    except ImportError:
-        return _fallback_device_info(device)
-    return dict(device_report(device))
+        return dict(device_report(device))
+    except Exception as err:  # detection must never stop a run
+        return {**_fallback_device_info(device), "detection_error": f"{type(err).__name__}: {err}"}
 
 
 def _fallback_device_info(device: Any) -> dict[str, Any]:

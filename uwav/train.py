@@ -8,8 +8,9 @@ Files under <out>/parser/ (or the run folder given):
   best.pt           the best epoch's weights (val Seg Type@AV for LLP, val accuracy for AVE; the config's
                     selection rule)
   history.json      per-epoch losses and val metrics
-  metrics.json      best epoch, val metrics, test metrics when --test was asked, the audio GT identity
-                    and the run's provenance (uwav.provenance: code, versions, device, config and data)
+  metrics.json      best epoch, val metrics, the precision trained in, test metrics when --test was asked,
+                    the audio GT identity and the run's provenance (uwav.provenance: code, versions, device,
+                    config and data)
   predictions_test.npz   the best model's test probabilities in `uwav eval` format (with --test)
 """
 
@@ -64,14 +65,15 @@ def run_training(config, data: ParserData, run_dir: Path, evaluate_test: bool, r
         "objective": objective_name(config),
         "threshold_fit": config.pseudo.threshold_fit,
         "seed": config.seed,
+        "precision": result.precision,  # what training and evaluation ran in (train.precision resolved)
         "generator_sha256": data.meta.get("generator_sha256", ""),
         "checkpoint": str(best),
     }
     if evaluate_test:
         model, _ = load_parser(best, device)
         test = data.split("test")
-        summary["test"] = evaluate_split(model, test, device, config)
-        probs = predict(model, test, device, config.train.eval_batch_size, config.train.precision)
+        summary["test"] = evaluate_split(model, test, device, config, result.precision)
+        probs = predict(model, test, device, config.train.eval_batch_size, result.precision)
         extra = {}
         if config.dataset == "ave":  # the class order, checked by `uwav eval`
             extra["classes"] = np.array(class_names("ave", config.ave_class_order))
@@ -93,7 +95,7 @@ def format_summary(summary: dict) -> str:
         lines.append(table(summary["test"], title="test"))
     if summary.get("class_order"):
         lines.append(f"AVE class order: {summary['class_order']}")
-    lines.append(f"tie rule: {summary.get('tie_rule')}")
+    lines.append(f"tie rule: {summary.get('tie_rule')}   precision: {summary.get('precision', 'fp32')}")
     if (summary.get("audio_gt") or {}).get("version") == "not LLP":
         lines.append(f"annotations: {summary.get('audio_gt_file')}")
     else:

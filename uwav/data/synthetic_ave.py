@@ -17,6 +17,14 @@ Files (OUT/ave/):
 The text embeddings' rows follow `class_order` (recorded in OUT/synthetic.json). The `*_order.h5` files
 are not written (their content is the txt split files'). OUT/unav/ is the UnAV-100 part for pre-training
 (as in `uwav data synth`), unless its sizes are 0.
+
+World versions (`world_version`, as for LLP): 2 (default) draws the features with the version-2 feature
+model (uwav.data.synthetic.WorldV2: weak per-segment evidence, class-dependent visibility and text
+alignment, a domain shift from UnAV) and its evidence strengths, which were calibrated on LLP's zero-shot
+baseline: they describe the CLIP / CLAP extractors, which AVE shares, and the UnAV part is then the same
+world as `uwav data synth --dataset llp` writes. There are no AVE zero-shot targets, so nothing is
+calibrated on AVE itself. The AVE label model (below) is the same in both versions: it already follows the
+real AVE files. Version 1 is the first world, byte for byte.
 """
 
 from __future__ import annotations
@@ -29,12 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from uwav.classes import AVE_CLASSES, UNAV_CLASSES
+from uwav.classes import AVE_CLASSES, UNAV_CLASSES, class_names
 from uwav.data import synthetic as S
 from uwav.errors import UwavError
 from uwav.io import write_json, write_text
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = S.GENERATOR_VERSION
 SPLITS = ("train", "val", "test")
 SIZES: dict[str, dict[str, int]] = {
     "tiny": {"train": 56, "val": 28, "test": 28, "unav_train": 64, "unav_validation": 16, "unav_test": 16},
@@ -117,7 +125,7 @@ def _line(cls: int, vid: str, start: int, end: int) -> str:
     return f"{AVE_CLASSES[cls]}&{vid}&good&{start}&{end}"
 
 
-def _write_features(root: Path, world: S.World, seed: int, concepts: np.ndarray, ids: list[str],
+def _write_features(root: Path, world: S.World | S.WorldV2, seed: int, classes, ids: list[str],
                     rows: dict[str, np.ndarray]) -> None:
     """Per distinct id: CLIP / R(2+1)D from a visual latent, CLAP from an audio latent, same active mask."""
     unique, inverse = np.unique(np.asarray(ids), return_inverse=True)
@@ -128,7 +136,10 @@ def _write_features(root: Path, world: S.World, seed: int, concepts: np.ndarray,
     names = [str(x) for x in unique]
     rngs = {k: S._rng(seed, "ave", k) for k in ("latent", "clip", "clap", "r2plus1d_18")}
     for sl in S._chunks(len(names)):
-        z = {m: S._latent(rngs["latent"], active[sl], concepts, world.mean[m]) for m in ("audio", "visual")}
+        if world.version == 1:  # classes: the concepts [28, K]
+            z = {m: S._latent(rngs["latent"], active[sl], classes, world.mean[m]) for m in ("audio", "visual")}
+        else:  # classes: a ClassSet
+            z = {m: world.latent(rngs["latent"], active[sl], classes, m, "ave") for m in ("audio", "visual")}
         S._save_all(root / "feats_CLIP" / "segment_feats", names[sl],
                     S._embed(rngs["clip"], z["visual"], world.proj["clip"]))
         S._save_all(root / "feats_CLAP" / "segment_feats", names[sl],
@@ -148,13 +159,13 @@ def generate_ave(
     overrides: dict[str, int | None] | None = None,
     class_order: str = "dataset",
     force: bool = False,
+    world_version: int = GENERATOR_VERSION,
 ) -> dict:
     """Write OUT/ave (and OUT/unav unless its sizes are 0) and return the manifest (OUT/synthetic.json)."""
-    from uwav.classes import class_names
-
     out = Path(out)
     if seed < 0:
         raise UwavError(f"seed {seed}; expected a non-negative integer")
+    S.check_world_version(world_version)
     names = class_names("ave", class_order)
     sizes = resolve_sizes(size, overrides)
     S._prepare_out(out, force)
@@ -162,7 +173,7 @@ def generate_ave(
     staging = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     staging.mkdir()
     try:
-        manifest = _generate_into(staging, seed, size, sizes, names, class_order)
+        manifest = _generate_into(staging, seed, size, sizes, names, class_order, world_version)
         S._replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -171,9 +182,13 @@ def generate_ave(
 
 
 def _generate_into(root: Path, seed: int, size: str, sizes: dict[str, int], names: Sequence[str],
-                   class_order: str) -> dict:
-    world = S.World(seed)
-    concepts = ave_concepts(world, seed)
+                   class_order: str, version: int = GENERATOR_VERSION) -> dict:
+    world = S.make_world(seed, version)
+    if version == 1:
+        classes = ave_concepts(world, seed)
+    else:
+        mapped = [UNAV_CLASSES.index(AVE_TO_UNAV[c]) for c in AVE_CLASSES]
+        classes = world.derive(mapped, S._rng(seed, "ave-world-v2"))
     counts = {s: sizes[s] for s in SPLITS}
     n_unav = [sizes[f"unav_{s}"] for s in S.UNAV_SUBSETS]
     n_rows = sum(counts.values())
@@ -195,8 +210,8 @@ def _generate_into(root: Path, seed: int, size: str, sizes: dict[str, int], name
         members = np.nonzero(rows["split"] == split)[0]
         members = members[rng.permutation(len(members))]  # split order differs from file order, as in AVE
         write_text(ann / fname, "".join(lines[i] + "\n" for i in members))
-    _write_features(ave, world, seed, concepts, ids, rows)
-    text = ave_text(world, seed, concepts)
+    _write_features(ave, world, seed, classes, ids, rows)
+    text = ave_text(world, seed, classes) if version == 1 else classes.text
     rank = [AVE_CLASSES.index(n) for n in names]  # rows in the chosen class order
     for model, folder in (("clip", "feats_CLIP"), ("clap", "feats_CLAP")):
         (ave / folder / "event_feats").mkdir(parents=True, exist_ok=True)
@@ -206,7 +221,7 @@ def _generate_into(root: Path, seed: int, size: str, sizes: dict[str, int], name
         S._write_unav(root / "unav", world, seed, all_ids[n_rows:], subsets)
     manifest = {
         "generator": "uwav.data.synthetic_ave",
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": version,
         "dataset": "ave",
         "seed": seed,
         "size": size,
@@ -221,5 +236,9 @@ def _generate_into(root: Path, seed: int, size: str, sizes: dict[str, int], name
                  "features the paper's AVE set (CLIP + R(2+1)D-18 visual, CLAP audio); quirk_rows are "
                  "0-based rows of Annotations.txt",
     }
+    if version >= 2:  # version 1's manifest stays byte for byte what it was
+        manifest["world_version"] = version
+        manifest["calibration"] = {**S.calibration_record(), "ave": "features: the LLP-calibrated version-2 feature "
+                                   "model (same extractors); labels: the AVE label model above (real AVE files)"}
     write_json(root / "synthetic.json", manifest)
     return manifest

@@ -27,7 +27,7 @@ from uwav import tracking
 from uwav.config import Config, flat_dict, load_config, with_overrides
 from uwav.data.dataset import load_parser_data
 from uwav.errors import UwavError
-from uwav.fit import objective_name
+from uwav.fit import objective_name, training_precision
 from uwav.io import write_json, write_text
 from uwav.provenance import (
     audio_gt_warning,
@@ -122,6 +122,11 @@ def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, reference: s
     board = json.loads((exp_dir / f"{LEADERBOARD}.json").read_text())
     ranked = top_configs(exp_dir, top_k)
     ref_config, ref_info = resolve_reference(reference, base, exp_dir, meta)
+    # A refused precision stops here, before any data are loaded (fit would stop before the first batch).
+    for rank, (_, config) in enumerate(ranked, 1):
+        training_precision(config, where=f"sweep {exp_dir.name}, rank {rank} configuration: train.precision")
+    if ref_config is not None:
+        training_precision(ref_config, where=f"--reference {ref_info['choice']}: train.precision")
 
     # Fresh seeds, after every seed the sweep trained with.
     reeval = read_summary(exp_dir)
@@ -155,6 +160,7 @@ def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, reference: s
             history = run_dir / "history.json"
             runs.setdefault(key, []).append({
                 "seed": seed, "val": scores["val"][seed], "test": scores["test"][seed],
+                "precision": summary.get("precision"),
                 "best_epoch": summary.get("best_epoch"), "run_dir": str(run_dir),
                 "history": json.loads(history.read_text()) if history.is_file() else []})
         return scores
@@ -184,6 +190,9 @@ def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, reference: s
             scores, extra["runs"] = train_all("reference", title, ref_config), str(out_dir / "reference")
         ref = Configuration("reference", title, scores, params=ref_info.get("params", {}), extra=extra,
                             nickname=ref_info.get("nickname", ""), same_as=same.key if same else None)
+
+    for conf in [*configurations, *([ref] if ref is not None and not ref.same_as else [])]:
+        conf.extra["precision"] = sorted({str(r.get("precision")) for r in runs[conf.key]})  # what each trained in
 
     # The audio GT the numbers were scored with, and every number they are put beside.
     ranked_prov = data_for(ranked[0][1])[1]

@@ -81,6 +81,8 @@ class SweepTracker(Callback):
         if step <= self._last_step.get(trial.trial_id, 0):
             return
         self._last_step[trial.trial_id] = step
+        if "precision" in result:  # the resolved train.precision (the params hold the requested one)
+            self.mlflow.set_tag(run_id, "uwav.precision", str(result["precision"]))
         values = {k: v for k, v in result.items()
                   if k.startswith(tracking.METRIC_PREFIXES) or k in tracking.METRIC_KEYS or k == "epoch"}
         pseudo = {k: v for k, v in values.items() if k.startswith("pseudo_")}

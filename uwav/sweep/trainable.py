@@ -46,6 +46,7 @@ def sweep_trial(params: dict[str, Any], data=None, base: Config | None = None, m
     def report(epoch_report, trainer) -> None:
         nonlocal fresh
         values = epoch_report.metrics()
+        values["precision"] = trainer.precision  # param-like: train.precision as resolved on the trial's device
         history = [h.val[metric] for h in trainer.history]
         values["objective"], values["best_objective"] = history[-1], max(history)
         if fresh:  # once per trial, with the first epoch

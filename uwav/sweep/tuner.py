@@ -22,6 +22,7 @@ from uwav._env import quiet_library_defaults
 from uwav.config import dump_yaml
 from uwav.data.dataset import load_parser_data
 from uwav.errors import UwavError
+from uwav.fit import training_precision
 from uwav.io import write_json, write_text
 from uwav.provenance import flat_tags, run_provenance
 from uwav.sweep.reevaluate import reevaluate, rerank
@@ -150,6 +151,10 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     if resume and saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(spec.path.read_text()):
         raise UwavError(f"{spec.path}: differs from the file this sweep started with ({saved}); --resume "
                         f"continues the original search, so restore that file or start a sweep with a new name")
+    if address is None:
+        # Trials run on this machine: a bf16 they would refuse is refused now, before the data load. On a
+        # cluster the workers' hardware is not this machine's; each trial checks before its first batch.
+        training_precision(spec.base, where=f"{spec.base_path}: train.precision")
     if data is None:
         data = load_parser_data(spec.base, include_test=False)
     if "test" in data.splits:
