@@ -86,8 +86,8 @@ def uniform_batch_second_weights(lengths: np.ndarray, batch_size: int) -> np.nda
     shuffle: with probability 1 − r/N it sits in a full batch (k = B − 1 others), else in the last one
     (k = r − 1). The k others are drawn without replacement from the N − 1 other videos, so with their
     mean μ and variance σ², E[S] = L_i + kμ and Var[S] = kσ²(N − 1 − k) / (N − 2); E[1/S] is taken to
-    second order, 1/E[S] + Var[S]/E[S]³ (within 1e-4 of a simulation of the shuffle on the real UnAV-100
-    train lengths, tests/test_pretrain.py). Summed over an epoch these weights give the official total.
+    second order, 1/E[S] + Var[S]/E[S]³ (per length group within 1e-4 of a simulation of the shuffle on the
+    real UnAV-100 train lengths, tests/test_pretrain.py). Summed over an epoch they give the official total.
     """
     lengths = np.asarray(lengths, dtype=np.float64)
     n = lengths.size
