@@ -181,3 +181,32 @@ def test_a_batch_without_padding_gives_the_generator_no_mask(tiny_pipeline):
     padded = batch_tensors(split, mixed, True, torch.device("cpu"))
     assert padded.mask is padded.valid and not bool(padded.valid.all())
     assert batch_tensors(split, same, False, torch.device("cpu")).mask is not None  # padded to the longest
+
+
+@pytest.mark.parametrize("bucket", [True, False])
+def test_pretrain_loop_passes_the_official_expected_weights_only_when_bucketing(tiny_pipeline, tmp_path,
+                                                                                 monkeypatch, bucket):
+    from uwav import losses
+    from uwav.config import with_overrides
+
+    config = with_overrides(load_config(tiny_pipeline), {"paths.out": str(tmp_path), "pretrain.epochs": 1,
+                                                         "pretrain.warmup_epochs": 0,
+                                                         "pretrain.bucket_by_length": bucket})
+    lengths = load_unav_data(config).train.lengths
+    weights = uniform_batch_second_weights(lengths, config.pretrain.batch_size)
+    expected = dict(zip(lengths.tolist(), weights.tolist(), strict=True))  # a function of the length only
+    seen = []
+    real = losses.pretrain_loss
+
+    def recording(z_a, z_v, labels, valid, pos_weight, second_weight=None):
+        seen.append((valid.sum(dim=1).tolist(), None if second_weight is None else second_weight.tolist()))
+        return real(z_a, z_v, labels, valid, pos_weight, second_weight=second_weight)
+
+    monkeypatch.setattr(losses, "pretrain_loss", recording)
+    pretrain(config, progress=False)
+    assert sum(len(batch) for batch, _ in seen) == lengths.size
+    for batch_lengths, weights in seen:
+        if not bucket:
+            assert weights is None  # the official per-batch normaliser
+        else:
+            assert weights == pytest.approx([expected[n] for n in batch_lengths], rel=1e-6)
