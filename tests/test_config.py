@@ -13,7 +13,7 @@ from uwav.errors import UwavError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "llp.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "llp.yaml", "llp_clipclap.yaml"])
 def test_shipped_configs_load(name):
     config = load_config(ROOT / "configs" / name)
     assert isinstance(config, Config)
@@ -25,6 +25,16 @@ def test_llp_config_holds_the_paper_and_code_defaults():
     assert (c.loss.W, c.loss.alpha, c.pseudo.temperature, c.loss.reweight_scale) == (0.5, 1.7, 2.0, "code")
     assert (c.train.epochs, c.train.batch_size, c.train.lr_max, c.train.lr_min) == (80, 64, 1e-4, 5e-6)
     assert (c.pretrain.grad_clip, c.pretrain.pos_weight, c.pretrain.beta1) == (2.0, 5.0, 0.5)
+
+
+def test_llp_clipclap_config_is_llp_with_the_official_clip_clap_han():
+    """Table A6 †: the code feeds CLIP (768) to the HAN unprojected, so d = 768; all else as llp.yaml."""
+    base, variant = flat_dict(load_config(ROOT / "configs" / "llp.yaml")), flat_dict(
+        load_config(ROOT / "configs" / "llp_clipclap.yaml"))
+    changed = {k: variant[k] for k in base if base[k] != variant[k]}
+    assert changed == {"paths.features": "data/llp/uwav", "paths.layout": "uwav", "paths.generator_features": "",
+                       "paths.out": "runs/llp_clipclap", "parser.d_model": 768, "parser.visual_projection": "none"}
+    assert base["generator.normalize_text"] is False and base["pretrain.bucket_by_length"] is True
 
 
 def _write(tmp_path, text):
@@ -45,6 +55,9 @@ def _write(tmp_path, text):
         ("train: {lr_max: 1.0e-4, lr_min: 1.0e-3}", "train.lr_min (0.001) must not exceed"),
         ("parser: {d_model: 100, heads: 16}", "parser.heads (16) must divide the width (100)"),
         ("paths: 3", "paths must be a mapping"),
+        ("parser: {visual_projection: none, d_model: 768}", "parser.visual_projection 'none' needs paths.layout uwav"),
+        ("paths: {layout: uwav}\nparser: {visual_projection: none}", "parser.d_model must be 768; found 512"),
+        ("parser: {visual_projection: conv}", "parser.visual_projection must be one of linear, none"),
         ("loss: {W: [1, 2]}", "loss.W must be a number"),
         ("train: {epochs: 3\n  bad", "invalid YAML"),
     ],

@@ -145,3 +145,22 @@ def test_pseudo_labels_must_be_binary_ints(tree, tmp_path):
     assert "0/1" in str(F.read_into(bad, spec, None)[1])
     np.save(bad, np.zeros((10, 25), np.float32))
     assert "dtype float32" in str(F.read_into(bad, spec, None)[1])
+
+
+def test_data_check_reports_the_text_embedding_norms_it_finds(tree, tmp_path):
+    """issue 17 item 6: the generator uses the rows as stored, so `uwav data check` prints their norms."""
+    import shutil
+
+    from uwav.data.check import check_tree
+
+    root = tmp_path / "llp"
+    shutil.copytree(tree[0], root)
+    path = root / F.UWAV_TEXT["clap"][0]
+    clap = np.load(path)
+    scale = np.linspace(0.5, 2.0, clap.shape[0], dtype=np.float32)[:, None]
+    np.save(path, clap / np.linalg.norm(clap, axis=1, keepdims=True) * scale)  # norms 0.5 ... 2.0, mean 1.25
+    report = check_tree(root, "uwav", "llp")
+    assert report.ok, report.problems
+    lines = {name: next(x for x in report.summary if f"{name} text" in x) for name in ("clip", "clap")}
+    assert lines["clap"].endswith("row L2 norms min 0.5000 mean 1.2500 max 2.0000")
+    assert lines["clip"].endswith("row L2 norms min 1.0000 mean 1.0000 max 1.0000")  # synthetic rows: unit norm

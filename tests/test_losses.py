@@ -219,3 +219,20 @@ def test_untied_beta_parameters_shift_the_mixup_weight():
     gen = torch.Generator().manual_seed(0)
     same = [sample_mixup(4, 2.0, gen, beta=0.0)[0] for _ in range(5)]
     assert same == tied[:5]  # beta 0 means tied
+
+
+def test_pretrain_loss_second_weight_weighs_each_video_and_reduces_to_batch_normaliser():
+    # B=2, T=2, C=1; video 1 has one valid second. Per-video sums of w·BCE, each scaled by its weight.
+    z_a = torch.tensor([[[1.0], [-2.0]], [[0.5], [3.0]]], dtype=D)
+    z_v = torch.tensor([[[0.0], [1.0]], [[2.0], [-3.0]]], dtype=D)
+    y = torch.tensor([[[1.0], [0.0]], [[0.0], [1.0]]], dtype=D)
+    valid = torch.tensor([[True, True], [True, False]])
+    video0 = 5 * bce(sig(1.0) * sig(0.0), 1) + 5 * bce(sig(-2.0) * sig(1.0), 0)  # class positive: w = 5
+    video1 = 1 * bce(sig(0.5) * sig(2.0), 0)  # its positive second is padding: w = 1
+    weights = torch.tensor([0.25, 2.0], dtype=D)
+    got = pretrain_loss(z_a, z_v, y, valid, 5.0, second_weight=weights).item()
+    assert got == pytest.approx(0.25 * video0 + 2.0 * video1, rel=1e-12)
+    # 1 / (valid seconds of the batch) for every video is the official per-batch normalisation.
+    batch = torch.full((2,), 1 / 3, dtype=D)
+    assert pretrain_loss(z_a, z_v, y, valid, 5.0, second_weight=batch).item() == pytest.approx(
+        pretrain_loss(z_a, z_v, y, valid, 5.0).item(), rel=1e-12)

@@ -44,6 +44,60 @@ def test_han_param_count_paper_config():
     assert n_params(HAN(ParserConfig(), layer_impl="fast")) == 23_023_691 - 2_048
 
 
+def shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def test_clip_clap_han_has_the_official_parameter_shapes():
+    """issue 17 item 5 (Table A6 †). The official HybridAttentionNet run on CLAP (512) + CLIP (768) with
+    hidden 768, 16 heads, FF 2048, 5 layers, 1 MMIL layer, 25 classes. Its parameters, hand-listed under the
+    uwav names (official name in the comment); the official model also creates fc_fusion (1280 → 768) and
+    final_norm_a/v, which that variant never uses, so uwav does not create them."""
+    d, heads, ff, c = 768, 16, 2048, 25
+    official = {
+        "audio_proj.0.weight": (2 * d, 512), "audio_proj.0.bias": (2 * d,),  # fc_a.layers.0
+        "audio_proj.2.weight": (d, 2 * d), "audio_proj.2.bias": (d,),  # fc_a.layers.1
+        "fc_prob.weight": (c, d), "fc_prob.bias": (c,),
+        "fc_frame_att.weight": (c, d), "fc_frame_att.bias": (c,),  # fc_frame_att.layers.0
+        "fc_av_att.weight": (c, d), "fc_av_att.bias": (c,),  # fc_av_att.layers.0
+    }
+    for i in range(5):  # hat_encoder.layers.i
+        for attn in ("cross_attn", "self_attn"):  # cm_attn, self_attn
+            official |= {f"layers.{i}.{attn}.in_proj_weight": (3 * d, d), f"layers.{i}.{attn}.in_proj_bias": (3 * d,),
+                         f"layers.{i}.{attn}.out_proj.weight": (d, d), f"layers.{i}.{attn}.out_proj.bias": (d,)}
+        official |= {f"layers.{i}.linear1.weight": (ff, d), f"layers.{i}.linear1.bias": (ff,),
+                     f"layers.{i}.linear2.weight": (d, ff), f"layers.{i}.linear2.bias": (d,)}
+        for norm in ("norm1", "norm2"):
+            official |= {f"layers.{i}.{norm}.weight": (d,), f"layers.{i}.{norm}.bias": (d,)}
+    config = ParserConfig(d_model=d, layers=5, heads=heads, ff=ff, visual_projection="none")
+    for impl in ("plain", "fast"):
+        han = HAN(config, audio_dim=512, visual_dim=768, num_classes=c, layer_impl=impl)
+        assert shapes(han) == official, impl
+    # The CLIP features enter the layers as they are.
+    han = HAN(config, audio_dim=512, visual_dim=768, num_classes=c).eval()
+    clip = torch.randn(2, 10, 768)
+    assert han.visual_proj(clip) is clip
+    with pytest.raises(UwavError, match="d_model"):
+        HAN(ParserConfig(d_model=512, heads=16, visual_projection="none"), audio_dim=512, visual_dim=768)
+
+
+def test_hidden_widths_are_twice_the_model_width():
+    """issue 17 item 7: the HAN audio MLP is Da → 2d → d and the generator input MLP D → 2h → h, as the
+    code; at the official sizes that is the former fixed 1024 and 2048."""
+    han = HAN(ParserConfig(d_model=96, heads=4), audio_dim=A_DIM, visual_dim=V_DIM, num_classes=CLASSES)
+    assert shapes(han)["audio_proj.0.weight"] == (192, A_DIM) and shapes(han)["audio_proj.2.weight"] == (96, 192)
+    gen = Generator(GeneratorConfig(hidden=48, layers=1, heads=4, ff=32), audio_dim=A_DIM, visual_dim=V_DIM)
+    for stream, dim in ((gen.audio, A_DIM), (gen.visual, V_DIM)):
+        assert shapes(stream)["input_proj.0.weight"] == (96, dim) and shapes(stream)["input_proj.2.weight"] == (48, 96)
+    # Official sizes: unchanged shapes (and the parameter counts pinned above).
+    assert shapes(HAN(ParserConfig()))["audio_proj.0.weight"] == (1024, 128)
+    assert shapes(HAN(ParserConfig()))["audio_proj.2.weight"] == (512, 1024)
+    paper = Generator()
+    assert shapes(paper.audio)["input_proj.0.weight"] == (2048, 512)
+    assert shapes(paper.visual)["input_proj.0.weight"] == (2048, 768)
+    assert shapes(paper.visual)["input_proj.2.weight"] == (1024, 2048)
+
+
 def test_han_linear_audio_projection_is_single_linear():
     mlp, lin = HAN(ParserConfig(audio_projection="mlp")), HAN(ParserConfig(audio_projection="linear"))
     assert n_params(mlp) - n_params(lin) == (128 * 1024 + 1024 + 1024 * 512 + 512) - (128 * 512 + 512)
@@ -77,7 +131,8 @@ def test_generator_shapes_and_label_space_swap():
     assert z_a100.shape == (2, 7, 100)
 
 
-def test_generator_logits_are_scaled_inner_product_with_normalised_text():
+def test_generator_logits_are_scaled_inner_product_with_text_as_stored_or_normalised():
+    """issue 17 item 6: the code uses all_event_feats.npy rows as stored; normalize_text L2-normalises them."""
     torch.manual_seed(0)
     gen = small_gen().eval()
     clap, clip, ta, tv = gen_inputs()
@@ -85,14 +140,33 @@ def test_generator_logits_are_scaled_inner_product_with_normalised_text():
         z_a, z_v = gen(clap, clip, ta, tv)
         h_a = gen.audio.features(clap)
         h_v = gen.visual.features(clip)
-        # Text rows are L2-normalised, so rescaling them does not change the logits; h is not normalised.
         z_a_scaled, _ = gen(clap, clip, ta * 7.0, tv)
-    e_a = ta / ta.norm(dim=-1, keepdim=True)
-    e_v = tv / tv.norm(dim=-1, keepdim=True)
-    torch.testing.assert_close(z_a, 3.2912 * h_a @ e_a.T)
-    torch.testing.assert_close(z_v, 4.6052 * h_v @ e_v.T)
-    torch.testing.assert_close(z_a_scaled, z_a)
+    torch.testing.assert_close(z_a, 3.2912 * h_a @ ta.T)
+    torch.testing.assert_close(z_v, 4.6052 * h_v @ tv.T)
+    torch.testing.assert_close(z_a_scaled, 7.0 * z_a)  # rows as stored: their norm scales the logits
     assert h_a.shape == (2, 7, 6) and h_v.shape == (2, 7, 10)
+
+    normalised = Generator(GeneratorConfig(**{**vars(SMALL_GEN), "normalize_text": True}), A_DIM, V_DIM).eval()
+    normalised.load_state_dict(gen.state_dict())
+    with torch.no_grad():
+        n_a, n_v = normalised(clap, clip, ta, tv)
+        n_a_scaled, _ = normalised(clap, clip, ta * 7.0, tv)
+    torch.testing.assert_close(n_a, 3.2912 * h_a @ (ta / ta.norm(dim=-1, keepdim=True)).T)
+    torch.testing.assert_close(n_v, 4.6052 * h_v @ (tv / tv.norm(dim=-1, keepdim=True)).T)
+    torch.testing.assert_close(n_a_scaled, n_a)
+
+
+def test_generator_checkpoint_without_normalize_text_loads_as_trained(tmp_path):
+    """Checkpoints from before `generator.normalize_text` were trained on normalised rows; new ones say."""
+    from uwav.checkpoints import load_generator, save_generator
+
+    path = tmp_path / "gen.pt"
+    save_generator(path, small_gen(), epoch=1, segment_audio_visual=0.0)
+    assert load_generator(path).config.normalize_text is False
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["generator"]["normalize_text"]
+    torch.save(ckpt, path)
+    assert load_generator(path).config.normalize_text is True
 
 
 @pytest.mark.parametrize("grad", [False, True])

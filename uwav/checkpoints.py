@@ -57,7 +57,10 @@ def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") 
     """The generator written by `uwav pretrain`, in eval mode on `device`."""
     ckpt = load_checkpoint(path, "generator", ("generator", "dims", "model"),
                            hint="; run `uwav pretrain CONFIG` first", device=device)
-    model = Generator(GeneratorConfig(**ckpt["generator"]), **ckpt["dims"])
+    section = dict(ckpt["generator"])
+    # Checkpoints written before `generator.normalize_text` existed were trained on L2-normalised text rows.
+    section.setdefault("normalize_text", True)
+    model = Generator(GeneratorConfig(**section), **ckpt["dims"])
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()
 

@@ -62,11 +62,13 @@ class PathsConfig:
 class GeneratorConfig:
     """The `generator:` section, which is also the model's config (uwav.models.generator.Generator)."""
 
-    hidden: int = _f(1024, "transformer width", lo=1)
+    hidden: int = _f(1024, "transformer width (input MLP D → 2·hidden → hidden, as the code)", lo=1)
     layers: int = _f(5, "post-norm encoder layers", lo=1)
     heads: int = _f(16, "attention heads", lo=1)
     ff: int = _f(2048, "feed-forward width", lo=1)
     dropout: float = _f(0.3, "dropout", lo=0.0, hi=0.95)
+    normalize_text: bool = _f(False, "L2-normalise the rows of the class text embeddings "
+                              "(all_event_feats.npy) before the logits; false uses them as stored, like the code")
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,11 @@ class PretrainConfig:
     beta1: float = _f(0.5, "AdamW beta1 (code 0.5)", lo=0.0, hi=0.999)
     grad_clip: float = _f(2.0, "global grad-norm clip (code 2.0; paper 1.0)", lo=0.0)
     pos_weight: float = _f(5.0, "BCE weight of classes present in the video (code 5; paper 1)", lo=0.0)
-    bucket_by_length: bool = _f(True, "batch videos of similar length and pad to the batch's longest "
-                                "(False pads every video to the split's longest, like the code)")
+    bucket_by_length: bool = _f(True, "batch videos of similar length and pad to the batch's longest, each "
+                                "second weighted by its expected weight under the code's uniform batches "
+                                "(the code's objective in expectation; uwav.pretrain). False: the code's "
+                                "uniform batches padded to the split's longest, each divided by its own "
+                                "valid seconds × C")
     max_videos: int = _f(0, "use at most this many UnAV videos per subset (0 = all)", lo=0)
     precision: str = _f("fp32", _PRECISION_DOC, choices=PRECISIONS)
     device: str = _f("auto", "auto (CUDA when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
@@ -113,8 +118,11 @@ class ParserConfig:
     heads: int = _f(16, "attention heads", lo=1)
     ff: int = _f(2048, "feed-forward width", lo=1)
     dropout: float = _f(0.1, "dropout", lo=0.0, hi=0.95)
-    audio_projection: str = _f("mlp", "audio input projection: mlp (UWAV) or linear (original HAN)",
-                               choices=("mlp", "linear"))
+    audio_projection: str = _f("mlp", "audio input projection: mlp (UWAV: Da → 2·d_model → d_model, as the code) "
+                               "or linear (original HAN)", choices=("mlp", "linear"))
+    visual_projection: str = _f("linear", "visual input projection: linear (Dv → d_model) or none (the code's "
+                                "CLIP + CLAP variant, Table A6 †: CLIP features enter as they are, so d_model "
+                                "must be 768; configs/llp_clipclap.yaml)", choices=("linear", "none"))
     layer_impl: str = _f("auto", "HAN layer implementation: plain (uwav.models.han, the paper's equations), fast "
                          "(uwav.models.han_fast, the CPU-tuned layer: same parameters and function) or auto "
                          "(fast on CPU, plain elsewhere)", choices=("auto", "plain", "fast"))
@@ -282,6 +290,14 @@ def _validate_whole(config: Config, where: str) -> None:
         if sec.warmup_epochs > sec.epochs:
             raise UwavError(f"{where}: {section}.warmup_epochs ({sec.warmup_epochs}) must not exceed "
                             f"{section}.epochs ({sec.epochs})")
+    if config.parser.visual_projection == "none":
+        # Without a projection the visual features enter the layers as they are: only CLIP alone (768) fits.
+        if config.paths.layout != "uwav":
+            raise UwavError(f"{where}: parser.visual_projection 'none' needs paths.layout uwav (CLIP visual "
+                            f"features, 768); found layout {config.paths.layout!r}")
+        if config.parser.d_model != 768:
+            raise UwavError(f"{where}: parser.visual_projection 'none' feeds the 768-wide CLIP features to the "
+                            f"layers, so parser.d_model must be 768; found {config.parser.d_model}")
     for name, sec in (("generator", config.generator), ("parser", config.parser)):
         width = sec.hidden if name == "generator" else sec.d_model
         if width % sec.heads:

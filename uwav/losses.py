@@ -150,12 +150,16 @@ def pretrain_loss(
     labels: torch.Tensor,
     valid: torch.Tensor,
     pos_weight: float = 5.0,
+    second_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Generator pre-training BCE on p = sigmoid(z_a) * sigmoid(z_v) against audio-visual labels (§3).
 
     z_a, z_v, labels [B, T, C]; valid bool [B, T]. w[b, c] = pos_weight if class c is positive in any
     valid segment of video b, else 1 (pos_weight=1 is the paper's plain BCE).
-    L = sum(valid * w * BCE) / (sum(valid) * C). Logs are computed in log space and floored at -100.
+    Without `second_weight`: L = sum(valid * w * BCE) / (sum(valid) * C), the official per-batch
+    normalisation. With `second_weight` [B] (float, the weight of each valid second of video b):
+    L = sum_b second_weight[b] * sum_{t,c}(valid * w * BCE) / C; second_weight = 1 / sum(valid) for every
+    video gives the first form. Logs are computed in log space and floored at -100.
     """
     y = labels.to(z_a.dtype)
     m = valid.to(z_a.dtype)[..., None]  # [B, T, 1]
@@ -165,5 +169,9 @@ def pretrain_loss(
     bce = -(y * log_p + (1.0 - y) * log_q)
     present = ((y * m) > 0).any(dim=1, keepdim=True)  # [B, 1, C]
     w = torch.where(present, bce.new_full((), pos_weight), bce.new_full((), 1.0))  # filled on the device
-    denom = m.sum() * z_a.shape[-1]
+    num_classes = z_a.shape[-1]
+    if second_weight is not None:
+        per_video = (m * w * bce).sum(dim=(1, 2))  # [B]
+        return (per_video * second_weight.to(per_video.dtype)).sum() / num_classes
+    denom = m.sum() * num_classes
     return (m * w * bce).sum() / denom.clamp(min=1.0)

@@ -1,9 +1,19 @@
 """Stage 1: pre-train the pseudo-label generator on UnAV-100 (method.md §3).
 
-UnAV videos last 10-60 s. The official code pads every video to 60 s; here batches are bucketed by
-length by default (videos of similar length share a batch, padded to the batch's longest and masked),
-which gives identical losses on the same batch and much less wasted attention. The checkpoint with the
-best UnAV-val Seg-av (evaluation.md §11, strict improvement) is kept.
+UnAV videos last 10-60 s. The official code pads every video to 60 s and draws uniform random batches;
+here batches are bucketed by length by default (videos of similar length share a batch, padded to the
+batch's longest and masked), which computes the same per-second terms with much less wasted attention.
+
+The official loss divides each batch by its own valid seconds × C. Kept with bucketed batches, that
+would give a second of a short video up to 2.8× the official weight (a batch of 10-20 s videos has few
+seconds). So bucketed batches weigh each video's seconds by `uniform_batch_second_weights`: the expected
+official weight E[1 / (seconds of the uniform batch holding the video)] for its length, so in
+expectation every second weighs what it weighs in the official code. What still differs is the spread:
+a bucketed batch's total weight is its seconds over ~B·mean, so short-video batches give smaller
+gradients and long-video ones larger, which Adam's moment estimates and the grad-norm clip see batch by
+batch. `pretrain.bucket_by_length: false` runs the official batches and normalisation exactly.
+
+The checkpoint with the best UnAV-val Seg-av (evaluation.md §11, strict improvement) is kept.
 """
 
 from __future__ import annotations
@@ -65,6 +75,42 @@ def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches.extend(chunk[i:i + batch_size] for i in range(0, chunk.size, batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def uniform_batch_second_weights(lengths: np.ndarray, batch_size: int) -> np.ndarray:
+    """float64 [N]: each video's expected per-second loss weight under the official uniform batches.
+
+    The official loader shuffles all N videos and cuts batches of `batch_size` (the last one holds
+    r = N mod B); a batch's loss is divided by its valid seconds S (× C, applied in the loss). Video i's
+    seconds therefore weigh E[1 / S], S = L_i + the lengths of the other videos of its batch, over the
+    shuffle: with probability 1 − r/N it sits in a full batch (k = B − 1 others), else in the last one
+    (k = r − 1). The k others are drawn without replacement from the N − 1 other videos, so with their
+    mean μ and variance σ², E[S] = L_i + kμ and Var[S] = kσ²(N − 1 − k) / (N − 2); E[1/S] is taken to
+    second order, 1/E[S] + Var[S]/E[S]³ (per length group within 1e-4 of a simulation of the shuffle on the
+    real UnAV-100 train lengths, tests/test_pretrain.py). Summed over an epoch they give the official total.
+    """
+    lengths = np.asarray(lengths, dtype=np.float64)
+    n = lengths.size
+    if n == 1:
+        return 1.0 / lengths
+    others = n - 1
+    mean = (lengths.sum() - lengths) / others
+    var = np.maximum(((lengths ** 2).sum() - lengths ** 2) / others - mean ** 2, 0.0)
+
+    def expected_inverse(k: int) -> np.ndarray:
+        if k == 0:
+            return 1.0 / lengths
+        total = lengths + k * mean
+        spread = k * var * (others - k) / max(others - 1, 1)
+        return 1.0 / total + spread / total ** 3
+
+    if n <= batch_size:  # one batch holds every video
+        return expected_inverse(n - 1)
+    rest = n % batch_size
+    full = expected_inverse(batch_size - 1)
+    if rest == 0:
+        return full
+    return (1.0 - rest / n) * full + (rest / n) * expected_inverse(rest - 1)
 
 
 class GeneratorBatch(NamedTuple):
@@ -151,6 +197,11 @@ def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainR
     text_a = torch.from_numpy(data.text_audio).to(device)
     text_v = torch.from_numpy(data.text_visual).to(device)
     rng = np.random.default_rng(config.seed)
+    # Bucketed batches: each video's seconds get their official expected weight (module docstring);
+    # uniform batches use the official per-batch normalisation itself.
+    second_weights = None
+    if p.bucket_by_length:
+        second_weights = uniform_batch_second_weights(data.train.lengths, p.batch_size).astype(np.float32)
     checkpoint = Path(config.generator_checkpoint)
     best, best_epoch, history = -np.inf, 0, []
     bar = None
@@ -166,9 +217,11 @@ def pretrain(config, data: UnavData | None = None, on_epoch: Callable[[PretrainR
         total, count = torch.zeros((), dtype=torch.float64, device=device), 0
         for idx in length_batches(data.train.lengths, p.batch_size, rng, p.bucket_by_length):
             batch = batch_tensors(data.train, idx, p.bucket_by_length, device)
+            weight = None if second_weights is None else send(torch.from_numpy(second_weights[idx]), device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 z_a, z_v = model(batch.clap, batch.clip, text_a, text_v, batch.mask)
-            loss = losses.pretrain_loss(z_a.float(), z_v.float(), batch.labels, batch.valid, p.pos_weight)
+            loss = losses.pretrain_loss(z_a.float(), z_v.float(), batch.labels, batch.valid, p.pos_weight,
+                                        second_weight=weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if p.grad_clip > 0:

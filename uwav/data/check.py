@@ -86,7 +86,11 @@ def _check_text(report: CheckReport, root: Path, classes: int) -> None:
         if problem is not None:
             report.problems.append(str(problem))
         else:
-            report.summary.append(f"  {name + ' text':<12} {rel}  {data.shape} ok")
+            # The generator uses the rows as stored (generator.normalize_text: false), so their norms scale
+            # its logits: say what they are.
+            norms = np.linalg.norm(data.astype(np.float64), axis=-1)
+            report.summary.append(f"  {name + ' text':<12} {rel}  {data.shape} ok, row L2 norms min "
+                                  f"{norms.min():.4f} mean {norms.mean():.4f} max {norms.max():.4f}")
 
 
 def _check_llp(report: CheckReport, root: Path, layout: str, annotations: Path) -> None:

@@ -75,11 +75,14 @@ class TemporalStream(nn.Module):
         ff: int = 2048,
         dropout: float = 0.3,
         logit_scale: float = 1.0,
+        normalize_text: bool = False,
     ):
         super().__init__()
         self.heads = heads
         self.logit_scale = float(logit_scale)
-        self.input_proj = nn.Sequential(nn.Linear(in_dim, 2048), nn.ReLU(), nn.Linear(2048, hidden))
+        self.normalize_text = normalize_text
+        # Hidden width 2·hidden, as the code's MLP(D, 2·hidden, hidden).
+        self.input_proj = nn.Sequential(nn.Linear(in_dim, 2 * hidden), nn.ReLU(), nn.Linear(2 * hidden, hidden))
         self.layers = nn.ModuleList(
             PostNormEncoderLayer(
                 d_model=hidden,
@@ -107,9 +110,15 @@ class TemporalStream(nn.Module):
         return self.output_proj(h)
 
     def forward(self, x: torch.Tensor, text: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, T, D], text [C, D] class embeddings, valid bool [B, T] or None -> logits [B, T, C]."""
+        """x [B, T, D], text [C, D] class embeddings, valid bool [B, T] or None -> logits [B, T, C].
+
+        The text rows are used as given, as the code does (its comment calls them L2-normalised; `uwav data
+        check` reports the norms a file actually holds), or L2-normalised first with `generator.normalize_text`.
+        """
         h = self.features(x, valid)
-        e = F.normalize(text.to(h.dtype), dim=-1)
+        e = text.to(h.dtype)
+        if self.normalize_text:
+            e = F.normalize(e, dim=-1)
         return self.logit_scale * (h @ e.T)
 
 
@@ -120,7 +129,8 @@ class Generator(nn.Module):
         super().__init__()
         self.config = cfg = config or GeneratorConfig()
         self.audio_dim, self.visual_dim = audio_dim, visual_dim
-        common = dict(hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, ff=cfg.ff, dropout=cfg.dropout)
+        common = dict(hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, ff=cfg.ff, dropout=cfg.dropout,
+                      normalize_text=cfg.normalize_text)
         self.audio = TemporalStream(audio_dim, logit_scale=AUDIO_LOGIT_SCALE, **common)
         self.visual = TemporalStream(visual_dim, logit_scale=VISUAL_LOGIT_SCALE, **common)
 

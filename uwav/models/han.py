@@ -8,7 +8,9 @@ both streams in turn (a' = L(a, v), then v' = L(v, a'); one layer's weights serv
 A shared classifier gives segment logits per modality [B, T, C]; the video-level probability [B, C], in
 (0, 2), pools the segment probabilities with attention over time and over the two modalities (MMIL).
 The original HAN (1 layer, 1 head, FFN 512, linear audio projection) is this module with another
-`ParserConfig`, except that it updated both streams in parallel.
+`ParserConfig`, except that it updated both streams in parallel. The paper's CLIP + CLAP variant
+(Table A6 †, configs/llp_clipclap.yaml) is the code's: d = 768, no visual projection
+(`parser.visual_projection: none`), audio MLP 512 → 1536 → 768.
 
 `HANLayer` below is the definition. `uwav.models.han_fast.FastHANLayer` computes the same layer with the
 same parameters, arranged for CPU training; `parser.layer_impl` chooses (auto: the fast one on CPU).
@@ -83,13 +85,23 @@ class HAN(nn.Module):
             raise UwavError(f"HAN: layer_impl is {layer_impl!r}; expected one of {', '.join(LAYERS)}")
         self.layer_impl = layer_impl
         d = cfg.d_model
-        if cfg.audio_projection == "mlp":
-            self.audio_proj: nn.Module = nn.Sequential(nn.Linear(audio_dim, 1024), nn.ReLU(), nn.Linear(1024, d))
+        if cfg.audio_projection == "mlp":  # hidden width 2·d, as the code's MLP(Da, 2·d, d)
+            self.audio_proj: nn.Module = nn.Sequential(nn.Linear(audio_dim, 2 * d), nn.ReLU(), nn.Linear(2 * d, d))
         elif cfg.audio_projection == "linear":
             self.audio_proj = nn.Linear(audio_dim, d)
         else:
             raise UwavError(f"HAN config: audio_projection is {cfg.audio_projection!r}; expected 'mlp' or 'linear'")
-        self.visual_proj = nn.Linear(visual_dim, d)
+        if cfg.visual_projection == "linear":
+            self.visual_proj: nn.Module = nn.Linear(visual_dim, d)
+        elif cfg.visual_projection == "none":
+            # The code's CLIP + CLAP variant feeds the CLIP features to the layers as they are.
+            if visual_dim != d:
+                raise UwavError(f"HAN config: parser.visual_projection is 'none', so parser.d_model ({d}) must "
+                                f"equal the visual feature width ({visual_dim})")
+            self.visual_proj = nn.Identity()
+        else:
+            raise UwavError(f"HAN config: visual_projection is {cfg.visual_projection!r}; expected 'linear' or "
+                            "'none'")
         # Layer i is applied to both streams (shared weights per depth).
         layer = LAYERS[layer_impl]
         self.layers = nn.ModuleList(layer(d, cfg.heads, cfg.ff, cfg.dropout) for _ in range(cfg.layers))
