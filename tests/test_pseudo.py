@@ -6,6 +6,7 @@ import torch
 
 from uwav.errors import UwavError
 from uwav.pseudo import (
+    THRESHOLD_CUTS,
     batch_targets,
     fill_infinite_thresholds,
     fit_thresholds,
@@ -218,7 +219,11 @@ def test_realisable_cuts_maximise_the_f1_of_the_labels_they_produce():
             assert theta[c] == np.float32(candidates[int(np.argmax(scores))])
 
 
-def test_unknown_cut_rule_is_refused():
+def test_unknown_cut_rule_is_refused_and_the_config_offers_exactly_the_rules():
+    from uwav.config import PseudoConfig, field_kind
+
     z, weak, gt = _one_class([[1, 2]], [[0, 1]], [1])
     with pytest.raises(UwavError, match="threshold cuts must be one of code, finite, realisable"):
         fit_thresholds(z, weak, gt, cuts="all")
+    assert field_kind("pseudo.threshold_cuts")[1].metadata["choices"] == THRESHOLD_CUTS
+    assert PseudoConfig().threshold_cuts == "code"

@@ -33,7 +33,9 @@ def _code_cut(values: np.ndarray, labels: np.ndarray) -> float:
     (they count the block's dense-GT positives, which 1[z > θ] can never predict, and give θ = −∞) and
     those inside a block of tied values (their F depends on the labels' order within the block, and
     their θ is the tied value itself, which predicts none of the block). The code sorts unstably, so on
-    ties its result depends on the sort; the stable sort is what it gives whenever no values tie.
+    ties (the −∞ block's included) its result depends on the sort; the stable sort is what it gives
+    whenever no values tie, and deterministic when they do. Division is IEEE-exact as on the CPU (on a GPU
+    torch computes TP/P as TP·(1/P), which may differ by one ulp).
     """
     order = np.argsort(values, kind="stable")
     v = values[order].astype(np.float32)
