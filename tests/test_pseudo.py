@@ -32,11 +32,14 @@ def test_threshold_fit_toy_case_by_hand():
     assert hard_labels(z, theta, weak)[:, :, 0].tolist() == [[0, 0, 1], [1, 1, 1]]
 
 
-def test_videos_without_the_class_never_count_as_predicted():
-    # A third video lacks the class: its values become −∞, its GT positive still counts in P
-    # (P = 4), which lowers every F equally and leaves the argmax where it was.
+def test_videos_without_the_class_count_in_p_but_are_never_predicted_by_theta():
+    # A third video lacks the class: its values become −∞, its GT positive still counts in P (P = 4),
+    # which lowers every finite cut's F equally and leaves the argmax where it was (F = 2·3/(4 + 4) = 3/4).
+    # code also scores the cuts inside the −∞ block; the best of them predicts all nine items,
+    # F = 2·4/(4 + 9) = 8/13 < 3/4, so every rule gives the same θ.
     z, weak, gt = _one_class([[1, 2, 3], [4, 5, 6], [9, 9, 9]], [[0, 0, 1], [0, 1, 1], [1, 0, 0]], [1, 1, 0])
-    assert fit_thresholds(z, weak, gt).tolist() == [2.5]
+    for cuts in THRESHOLD_CUTS:
+        assert fit_thresholds(z, weak, gt, cuts=cuts).tolist() == [2.5]
 
 
 def test_minus_infinity_when_every_weak_segment_is_positive():
