@@ -25,6 +25,7 @@ def test_llp_config_holds_the_paper_and_code_defaults():
     assert (c.loss.W, c.loss.alpha, c.pseudo.temperature, c.loss.reweight_scale) == (0.5, 1.7, 2.0, "code")
     assert (c.train.epochs, c.train.batch_size, c.train.lr_max, c.train.lr_min) == (80, 64, 1e-4, 5e-6)
     assert (c.pretrain.grad_clip, c.pretrain.pos_weight, c.pretrain.beta1) == (2.0, 5.0, 0.5)
+    assert (c.pseudo.threshold_fit, c.pseudo.threshold_cuts) == ("f1", "code")  # the official θ fit
 
 
 def test_llp_clipclap_config_is_llp_with_the_official_clip_clap_han():
@@ -52,6 +53,7 @@ def _write(tmp_path, text):
         ("train: {precision: fp16}", "train.precision must be one of fp32, bf16, bf16_force, auto"),
         ("loss: {mixup: yes please}", "loss.mixup must be true or false"),
         ("pseudo: {temperature: 0}", "pseudo.temperature must be > 0"),
+        ("pseudo: {threshold_cuts: all}", "pseudo.threshold_cuts must be one of code, finite, realisable"),
         ("train: {lr_max: 1.0e-4, lr_min: 1.0e-3}", "train.lr_min (0.001) must not exceed"),
         ("parser: {d_model: 100, heads: 16}", "parser.heads (16) must divide the width (100)"),
         ("paths: 3", "paths must be a mapping"),

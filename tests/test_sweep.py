@@ -74,7 +74,7 @@ def finished(ray_local, tmp_path_factory):
     quality = {"rows": [{"labels": "generator", "split": s, **{m: 50.0 + i for i, m in enumerate(METRIC_NAMES)}}
                         for s in ("val", "test")]}
     (pseudo / "quality.json").write_text(json.dumps(quality))
-    write_thresholds(pseudo, fake.thresholds, "f1", FakeLogits().get("generator_sha256"), "synthetic")
+    write_thresholds(pseudo, fake.thresholds, "f1", "code", FakeLogits().get("generator_sha256"), "synthetic")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(dataset, "load_split", load_split)
         mp.setattr(dataset, "open_logits", lambda path: FakeLogits())

@@ -76,6 +76,8 @@ def test_space_domains_are_inclusive_and_typed(tmp_path):
     ({"train.dropout": {"type": "uniform", "low": 0, "high": 1}}, "unknown config key"),
     ({"train.lr_min": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}, "lr_min"),
     ({"parser.heads": {"type": "choice", "values": [2, 3]}}, "heads (3) must divide"),
+    ({"pseudo.threshold_cuts": {"type": "choice", "values": ["code", "realisable"]}},
+     "space.pseudo.threshold_cuts: θ is fitted once by `uwav pseudo`"),
 ])
 def test_bad_space_entries(tmp_path, space, expected):
     path = edit(write_sweep(tmp_path), space=space, points_to_evaluate=None)

@@ -157,6 +157,30 @@ def test_pseudo_reuses_cached_logits_until_the_checkpoint_changes(tiny_pipeline)
     assert cache_is_current(config)
 
 
+def test_theta_records_its_cut_rule_and_training_refuses_theta_of_another(tiny_pipeline, tmp_path):
+    import shutil
+
+    from uwav.errors import UwavError
+
+    config = load_config(tiny_pipeline)
+    meta = json.loads((config.logits_file.parent / "thresholds.json").read_text())
+    assert meta["threshold_fit"] == "f1" and meta["threshold_cuts"] == "code"
+    # A copy of the artefact, once as `uwav pseudo` wrote it and once as written before the rule was
+    # recorded (those θ were fitted with the finite rule).
+    copy = with_overrides(config, {"paths.out": str(tmp_path / "run")})
+    shutil.copytree(config.logits_file.parent, copy.logits_file.parent)
+    data = load_parser_data(copy, include_test=False)
+    assert data.meta["threshold_cuts"] == "code"
+    with pytest.raises(UwavError, match="pseudo.threshold_cuts is 'realisable' but θ was fitted with 'code'"):
+        fit(with_overrides(copy, {"pseudo.threshold_cuts": "realisable"}), data, progress=False)
+    del meta["threshold_cuts"]
+    (copy.logits_file.parent / "thresholds.json").write_text(json.dumps(meta))
+    old = load_parser_data(copy, include_test=False)
+    assert old.meta["threshold_cuts"] == "finite"
+    with pytest.raises(UwavError, match="rerun `uwav pseudo`"):
+        fit(copy, old, progress=False)
+
+
 def _reads_per_epoch(config, data, batch_size, monkeypatch) -> int:
     from device_reads import DeviceReads
 

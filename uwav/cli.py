@@ -170,6 +170,8 @@ def pseudo(config_file, force, sets) -> None:
     if config.dataset == "ave":
         click.echo(f"AVE class order: {config.ave_class_order}; θ fit: {config.pseudo.threshold_fit}")
     inf = report["infinite_thresholds"]
+    if config.pseudo.threshold_fit == "f1":
+        click.echo(f"θ cuts: {config.pseudo.threshold_cuts}")
     click.echo(f"θ = −∞ for {inf['audio']} audio and {inf['visual']} visual classes; audio GT: "
                f"{report['audio_gt_file']}")
 

@@ -104,6 +104,12 @@ class PseudoConfig:
     threshold_fit: str = _f("f1", "how θ is fitted on val: f1 (exact best cut maximising segment F1, the "
                             "LLP code) or grid (100 thresholds per class, the code's AVE-only option; "
                             "uwav.pseudo.thresholds._grid_cut documents the grid)", choices=("f1", "grid"))
+    threshold_cuts: str = _f("code", "which cuts the f1 fit scores: code (the official computation: float32 "
+                             "2pr/(p+r), first maximum over every cut of the stably sorted val logits, also "
+                             "inside the −∞ block and inside tied logits), finite (uwav's earlier rule: float64 "
+                             "F1, only cuts at or after the first finite logit) or realisable (only cuts that "
+                             "z > θ can produce: between distinct logits). README: \"Where uwav departs from "
+                             "the official code\"", choices=("code", "finite", "realisable"))
     zero_shot_thresholds: str = _f("fit", "zero-shot baseline thresholds: fit on val like the generator's, "
                                    "or the hand-set valor values (real VALOR-style features only)",
                                    choices=("fit", "valor"))

@@ -64,6 +64,7 @@ def run_training(config, data: ParserData, run_dir: Path, evaluate_test: bool, r
         "dataset": config.dataset,
         "objective": objective_name(config),
         "threshold_fit": config.pseudo.threshold_fit,
+        "threshold_cuts": config.pseudo.threshold_cuts,
         "seed": config.seed,
         "precision": result.precision,  # what training and evaluation ran in (train.precision resolved)
         "generator_sha256": data.meta.get("generator_sha256", ""),

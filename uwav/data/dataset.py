@@ -124,5 +124,7 @@ def load_parser_data(config, include_test: bool, with_logits: bool = True) -> Pa
     if logits is not None:
         sha = logits.get("generator_sha256", "")
         data.thresholds, theta_meta = read_thresholds(Path(config.logits_file).parent, data.num_classes, sha)
-        data.meta.update(generator_sha256=sha, threshold_fit=theta_meta.get("threshold_fit", ""))
+        # θ files written before `threshold_cuts` was recorded were fitted with the finite rule.
+        data.meta.update(generator_sha256=sha, threshold_fit=theta_meta.get("threshold_fit", ""),
+                         threshold_cuts=theta_meta.get("threshold_cuts", "finite"))
     return data

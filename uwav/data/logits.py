@@ -5,7 +5,9 @@
                                   (and AVE's `class_order`)
   {a,v}_classwise_thresholds.npy  θ [C] float32 fitted on val (may hold −∞), one per modality
   {a,v}_classagnostic_thresholds.npy   the one-θ-per-modality alternative, as [C] copies
-  thresholds.json                 how θ was made: fit method, the logits' generator SHA-256, the val files
+  thresholds.json                 how θ was made: fit method (`threshold_fit`), cut rule (`threshold_cuts`;
+                                  absent in files from before the key = finite), the logits' generator
+                                  SHA-256, the val files
 
 Training reads θ from these files; nothing re-fits it on load, so editing the .npy files changes the
 labels a run trains on (the metadata records that the fit was `uwav pseudo`'s).

@@ -17,6 +17,7 @@ from uwav.pseudo.quality import (
 )
 from uwav.pseudo.targets import PseudoTargets, batch_targets, hard_labels, prepare_targets
 from uwav.pseudo.thresholds import (
+    THRESHOLD_CUTS,
     THRESHOLD_MODES,
     VALOR_THRESHOLDS_CLAP,
     VALOR_THRESHOLDS_CLIP,
@@ -27,7 +28,7 @@ from uwav.pseudo.thresholds import (
 )
 
 __all__ = [
-    "CLAP_ZERO_SHOT_SCALE", "CLIP_ZERO_SHOT_SCALE", "THRESHOLD_MODES", "VALOR_THRESHOLDS_CLAP",
+    "CLAP_ZERO_SHOT_SCALE", "CLIP_ZERO_SHOT_SCALE", "THRESHOLD_CUTS", "THRESHOLD_MODES", "VALOR_THRESHOLDS_CLAP",
     "VALOR_THRESHOLDS_CLIP", "PseudoTargets", "batch_targets", "fill_infinite_thresholds", "fit_all_thresholds",
     "fit_thresholds", "hard_labels", "prepare_targets", "pseudo_quality", "run_pseudo_quality", "shift_thresholds",
     "zero_shot_scores",

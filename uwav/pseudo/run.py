@@ -26,13 +26,14 @@ from uwav.pseudo.targets import hard_labels
 from uwav.pseudo.thresholds import VALOR_THRESHOLDS_CLAP, VALOR_THRESHOLDS_CLIP, fit_all_thresholds
 
 
-def write_thresholds(pseudo_dir: Path, thresholds: dict[str, dict[str, np.ndarray]], fit: str,
+def write_thresholds(pseudo_dir: Path, thresholds: dict[str, dict[str, np.ndarray]], fit: str, cuts: str,
                      generator_sha256: str, val_files: str) -> None:
     """The θ artefact training reads back (uwav.data.logits.read_thresholds)."""
     for mode, per_modality in thresholds.items():
         for modality, theta in per_modality.items():
             save_npy(threshold_file(pseudo_dir, mode, modality), np.asarray(theta, dtype=np.float32))
-    write_json(pseudo_dir / THRESHOLDS_META, {"threshold_fit": fit, "modes": list(thresholds),
+    write_json(pseudo_dir / THRESHOLDS_META, {"threshold_fit": fit, "threshold_cuts": cuts,
+                                              "modes": list(thresholds),
                                               "generator_sha256": generator_sha256, "fitted_on": "val",
                                               "val_dense_gt": val_files})
 
@@ -46,7 +47,7 @@ def run_pseudo(config, force: bool = False, progress: bool = True) -> dict:
     cache = open_logits(config.logits_file)
     root = generator_features_root(config)
     text_visual, text_audio = text_embeddings(config)
-    mode, fit = config.pseudo.threshold_mode, config.pseudo.threshold_fit
+    mode, fit, cuts = config.pseudo.threshold_mode, config.pseudo.threshold_fit, config.pseudo.threshold_cuts
     ann, logits, zero_shot = {}, {}, {}
     for split in SPLITS:
         ann[split] = load_annotations(config, split)
@@ -57,14 +58,15 @@ def run_pseudo(config, force: bool = False, progress: bool = True) -> dict:
     val = ann["val"]
     if val.gt_audio is None or val.gt_visual is None:
         raise UwavError("val split has no dense labels; θ fitting and model selection need them")
-    generator_theta = fit_all_thresholds(*logits["val"], val.weak, val.gt_audio, val.gt_visual, fit)
+    generator_theta = fit_all_thresholds(*logits["val"], val.weak, val.gt_audio, val.gt_visual, fit, cuts)
     theta = {"generator": (generator_theta[mode]["audio"], generator_theta[mode]["visual"])}
     if config.pseudo.zero_shot_thresholds == "valor":
         if config.dataset != "llp":
             raise UwavError("config: pseudo.zero_shot_thresholds = valor only exists for LLP's 25 classes")
         theta["zero_shot"] = (VALOR_THRESHOLDS_CLAP, VALOR_THRESHOLDS_CLIP)
     else:
-        zs = fit_all_thresholds(*zero_shot["val"], val.weak, val.gt_audio, val.gt_visual, fit)[mode]
+        zs = fit_all_thresholds(*zero_shot["val"], val.weak, val.gt_audio, val.gt_visual, fit,
+                                cuts)[mode]
         theta["zero_shot"] = (zs["audio"], zs["visual"])
     rows = []
     for source, per_split in (("generator", logits), ("zero_shot", zero_shot)):
@@ -80,7 +82,7 @@ def run_pseudo(config, force: bool = False, progress: bool = True) -> dict:
                 scores = {"accuracy": ave_accuracy(ave_segment_labels(*hard, a.weak), a.segment_labels), **scores}
             rows.append({"labels": source, "split": split, **scores})
     pseudo_dir = Path(config.logits_file).parent
-    write_thresholds(pseudo_dir, generator_theta, fit, cache.get("generator_sha256"), annotation_files(config))
+    write_thresholds(pseudo_dir, generator_theta, fit, cuts, cache.get("generator_sha256"), annotation_files(config))
     report = {
         "generator_checkpoint": str(config.generator_checkpoint),
         "generator_sha256": cache.get("generator_sha256"),
@@ -88,6 +90,7 @@ def run_pseudo(config, force: bool = False, progress: bool = True) -> dict:
         "class_order": config.ave_class_order if config.dataset == "ave" else None,
         "threshold_mode": mode,
         "threshold_fit": fit,
+        "threshold_cuts": cuts,
         "zero_shot_thresholds": config.pseudo.zero_shot_thresholds,
         "audio_gt_file": annotation_files(config),
         # θ is fitted on val, which both published audio GT files score alike; recorded all the same.

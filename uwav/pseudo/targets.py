@@ -63,6 +63,12 @@ def prepare_targets(config, data, train_idx: np.ndarray, device: torch.device) -
     if config.pseudo.threshold_fit != fitted:
         raise UwavError(f"pseudo.threshold_fit is {config.pseudo.threshold_fit!r} but θ was fitted with {fitted!r} "
                         "by `uwav pseudo`; it is fixed per data load and cannot vary per trial")
+    cuts = data.meta.get("threshold_cuts", "code")
+    if fitted == "f1" and config.pseudo.threshold_cuts != cuts:
+        # θ is fitted once by `uwav pseudo`; training must not silently use θ made by another cut rule.
+        raise UwavError(f"pseudo.threshold_cuts is {config.pseudo.threshold_cuts!r} but θ was fitted with "
+                        f"{cuts!r} by `uwav pseudo`; rerun `uwav pseudo` with this config (θ is fixed per "
+                        "data load and cannot vary per trial)")
     train = data.split("train")
     mode = config.pseudo.threshold_mode
     offsets = {"audio": config.pseudo.offset_audio, "visual": config.pseudo.offset_visual}

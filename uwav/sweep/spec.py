@@ -206,9 +206,16 @@ def _try_config(where: str, base: Config, values: dict[str, Any], what: str) -> 
         raise UwavError(f"{where}: {what} gives an invalid config: {msg}") from None
 
 
+# θ is fitted once by `uwav pseudo` and every trial shares the one data load that carries it.
+FIXED_BY_THETA = ("pseudo.threshold_fit", "pseudo.threshold_cuts")
+
+
 def _param(where: str, base: Config, key: str, raw: Any) -> Param:
     tp, _ = _config_key(where, "space", key)
     name = f"space.{key}"
+    if key in FIXED_BY_THETA:
+        raise UwavError(f"{where}: {name}: θ is fitted once by `uwav pseudo`, so {key} cannot vary per trial; "
+                        "set it in the base config and rerun `uwav pseudo`")
     sec = _Section(where, name, raw, ("type", "low", "high", "values", "log"))
     if "type" not in sec.raw:
         raise UwavError(f"{where}: {name}.type is missing; expected one of {', '.join(PARAM_TYPES)}")
