@@ -400,12 +400,13 @@ def sweep(sweep_file, address, resume, quiet) -> None:
     Selects on val only (the test split is never loaded). Writes best_config.yaml and the leaderboard to
     <storage>/<name>/; finish with `uwav train --best SWEEP_FILE`.
     """
-    from uwav.sweep.results import format_outcome
     from uwav.sweep.spec import check_sweep_outputs, load_sweep
-    from uwav.sweep.tuner import run_sweep
 
     spec = load_sweep(sweep_file)
     check_sweep_outputs(spec)
+    from uwav.sweep.results import format_outcome  # Ray comes with these: a refused file does not wait for it
+    from uwav.sweep.tuner import run_sweep
+
     outcome = run_sweep(spec, address=address, resume=resume, verbose=0 if quiet else 1)
     click.echo(format_outcome(outcome, spec.metric))
 

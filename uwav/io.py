@@ -39,14 +39,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
 def check_output_dir(path: str | os.PathLike, what: str = "output folder") -> None:
     """UwavError unless `path` is a writable folder or can be created; called before long work starts."""
     from uwav.errors import UwavError
 
     path = Path(path)
-    probe = path
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
+    probe = _nearest_existing(path)
     if not probe.is_dir():
         if probe == path:
             raise UwavError(f"{path}: is a file; the {what} must be a folder")
@@ -64,7 +68,11 @@ def check_output_file(path: str | os.PathLike, what: str = "output file") -> Non
         raise UwavError(f"{path}: is a folder; the {what} must be a file path")
     if path.exists() and not path.is_file():
         raise UwavError(f"{path}: not a regular file; the {what} would replace it")
-    check_output_dir(path.parent, f"folder of the {what}")
+    probe = _nearest_existing(path.parent)
+    if not probe.is_dir():
+        raise UwavError(f"{path}: cannot write the {what}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UwavError(f"{path}: cannot write the {what}: {probe} is not writable")
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -122,7 +130,9 @@ def parse_yaml(text: str, where: str, value: bool = False) -> Any:
     try:
         return yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.reader.ReaderError as err:  # a control character: binary content
-        raise UwavError(f"{where}: not YAML text (character {err.character!r} at offset {err.position})") from None
+        code = err.character if isinstance(err.character, int) else ord(err.character)
+        raise UwavError(f"{where}: not YAML text (control character {code:#04x} at offset {err.position}; "
+                        "binary?)") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None and not value else ""
