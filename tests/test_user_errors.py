@@ -140,8 +140,6 @@ def broken_checkpoints(folder: Path, run: Path) -> dict[str, tuple[Path, tuple[s
     files = {
         "truncated": (data[: len(data) // 2], ("truncated or damaged",)),
         "random": (np.random.default_rng(0).bytes(4096), ("not a PyTorch file",)),
-        "empty": (b"", ("empty file",)),
-        "code": (pickle.dumps({"model": _Payload(folder / "PWNED")}), ("refused by the weights-only reader",)),
         "code_zip": (_torch_bytes({"model": _Payload(folder / "PWNED")}), ("system", "refuses without running")),
         "best": ((run / "best.pt").read_bytes(), ("a uwav parser checkpoint", "not a resumable training state")),
     }

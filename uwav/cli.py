@@ -253,7 +253,7 @@ def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, reference
     from uwav.config import load_config
     from uwav.data.dataset import load_parser_data
     from uwav.fit import training_precision
-    from uwav.train import format_summary, run_training
+    from uwav.train import format_summary, resume_state_of, run_training
 
     if best_of is not None:
         if config_file is not None or sets or resume or run_dir or evaluate_test:
@@ -277,8 +277,9 @@ def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, reference
     out = Path(run_dir) if run_dir else Path(config.parser_dir)
     check_output_dir(out, "run folder" if run_dir else f"run folder (paths.out of {config_file})")
     training_precision(config, where=f"{config_file}: train.precision")  # refuse slow bf16 before loading data
+    state = resume_state_of(out) if resume else None  # a broken last.pt, too, is refused before the data load
     data = load_parser_data(config, include_test=evaluate_test)
-    summary = run_training(config, data, out, evaluate_test, resume)
+    summary = run_training(config, data, out, evaluate_test, resume, resume_state=state)
     click.echo(format_summary(summary))
     click.echo(f"files: {out}")
 
