@@ -81,7 +81,7 @@ def test_broken_yaml_is_one_line_naming_the_file(tmp_path, case, command):
 def test_duplicate_key_in_a_sweep_files_base_config(tmp_path):
     (tmp_path / "base.yaml").write_text("seed: 1\nloss:\n  W: 0.3\nloss:\n  W: 0.5\n")
     sweep = tmp_path / "s.yaml"
-    sweep.write_text("base: base.yaml\nspace:\n  loss.W: {uniform: [0.1, 0.9]}\n")
+    sweep.write_text("base: base.yaml\nspace:\n  loss.W: {type: uniform, low: 0.1, high: 0.9}\n")
     one_error(uwav("sweep", sweep), "base.yaml:4:1", "duplicate key 'loss'", "first at line 2")
 
 
@@ -307,7 +307,7 @@ def test_output_locations_are_checked_before_any_work(tmp_path, trained, tiny_da
     one_error(uwav("parse", SAMPLE, "--parser", trained["run"] / "best.pt", "--json", tmp_path),
               "is a folder; the --json file must be a file path")
     sweep = tmp_path / "s.yaml"
-    sweep.write_text(f"base: {trained['config']}\nspace:\n  loss.W: {{uniform: [0.1, 0.9]}}\n"
+    sweep.write_text(f"base: {trained['config']}\nspace:\n  loss.W: {{type: uniform, low: 0.1, high: 0.9}}\n"
                      f"storage:\n  path: {blocker / 'sweeps'}\n")
     one_error(uwav("sweep", sweep), "cannot create the sweep folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "pred.npz", "pretrain.yaml", "s.yaml"]
