@@ -64,6 +64,7 @@ BROKEN_YAML = {
     "nul": (b"seed: 1\x00\n", ("not YAML text", "0x00")),
     "syntax": (b"seed: 1\ntrain: [1, 2\n", (":3:1: invalid YAML", "expected ',' or ']'")),
     "tab": (b"train:\n\tepochs: 3\n", (":2:1: invalid YAML",)),
+    "cycle": (b"seed: 1\nloss: &x [*x]\n", ("a cycle",)),
 }
 
 

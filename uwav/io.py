@@ -128,7 +128,10 @@ def parse_yaml(text: str, where: str, value: bool = False) -> Any:
     from uwav.errors import UwavError
 
     try:
-        return yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+        if _contains_itself(data):
+            raise UwavError(f"{where}: invalid YAML: an alias refers to a node that contains it (a cycle)")
+        return data
     except yaml.reader.ReaderError as err:  # a control character: binary content
         code = err.character if isinstance(err.character, int) else ord(err.character)
         raise UwavError(f"{where}: not YAML text (control character {code:#04x} at offset {err.position}; "
@@ -142,6 +145,26 @@ def parse_yaml(text: str, where: str, value: bool = False) -> Any:
         raise UwavError(f"{where}{at}: invalid YAML{' value' if value else ''}: {problem}{context}") from None
     except RecursionError:
         raise UwavError(f"{where}: invalid YAML: nested too deeply") from None
+
+
+def _contains_itself(data: Any) -> bool:
+    """Whether a loaded YAML structure has a cycle (`a: &x [*x]`), which no config key can hold."""
+    done: set[int] = set()
+    on_path: set[int] = set()
+
+    def visit(node: Any) -> bool:
+        if not isinstance(node, (dict, list)) or id(node) in done:
+            return False
+        if id(node) in on_path:
+            return True
+        on_path.add(id(node))
+        children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
+        found = any(visit(child) for child in children)
+        on_path.discard(id(node))
+        done.add(id(node))
+        return found
+
+    return visit(data)
 
 
 def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
