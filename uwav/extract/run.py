@@ -219,11 +219,15 @@ def _load_manifest(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: bad JSON or not UTF-8
         raise UwavError(
             f"{path}: unreadable manifest ({type(err).__name__}); delete it to start over"
         ) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("videos", {}), dict):
+        raise UwavError(f"{path}: not a uwav extract manifest (expected an object with a videos object); "
+                        "delete it to start over")
+    return manifest
 
 
 def _same_models(old: dict, new: dict) -> str | None:
