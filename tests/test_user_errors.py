@@ -260,28 +260,6 @@ def test_nothing_to_extract_or_parse_is_an_error_and_writes_nothing(tmp_path, ti
     assert not out.exists() and not events.exists()
 
 
-@needs_extract
-def test_extract_all_failed_leaves_nothing_partly_failed_resumes(tmp_path, tiny_models):
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    (videos / "broken1.mp4").write_bytes(b"garbage" * 50)
-    (videos / "broken2.mp4").write_bytes(b"\x00" * 300)
-    out = tmp_path / "feats"
-    one_error(uwav("extract", videos, "--out", out, "--segments", "2", *tiny_models, driver=DRIVER),
-              "none of the 2 video(s) could be decoded", "nothing written", "broken1.mp4", "broken2.mp4")
-    assert not out.exists()
-    # The folder is not left half-made, so a rerun with other settings (--segments 1) is accepted. A good
-    # video next to the broken ones is kept and the failures listed in the manifest; a rerun retries only
-    # them (what an interrupted run's rerun does, test_extract_interrupted_...).
-    os.symlink(SAMPLE, videos / "good.mp4")
-    result = uwav("extract", videos, "--out", out, "--segments", "1", *tiny_models, driver=DRIVER)
-    one_error(result, "2 of 3 video(s) failed", "manifest.json", "broken1.mp4", "broken2.mp4")
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest["videos"]) == {"good"} and set(manifest["failed"]) == {"broken1", "broken2"}
-    assert [p.name for p in (out / "feats_CLAP" / "segment_feats").iterdir()] == ["good.npy"]
-    no_temp_files(out)
-
-
 # ---- the operating system --------------------------------------------------------------------------
 
 
@@ -400,22 +378,32 @@ def test_pretrain_interrupted_by_sigterm(tiny_dataset, tmp_path):
 
 
 @needs_extract
-def test_extract_interrupted_keeps_finished_videos_and_continues(tmp_path, tiny_models):
+def test_extract_nothing_decodable_interrupted_and_partly_failed(tmp_path, tiny_models):
+    """All videos broken: nothing left behind. Then good clips beside them: Ctrl-C keeps every finished
+    video (the manifest lists them), and the rerun continues, keeps the rest and lists the failures."""
     videos = tmp_path / "videos"
     videos.mkdir()
+    (videos / "broken1.mp4").write_bytes(b"garbage" * 50)
+    (videos / "broken2.mp4").write_bytes(b"\x00" * 300)
+    out = tmp_path / "feats"
+    one_error(uwav("extract", videos, "--out", out, "--segments", "2", *tiny_models, driver=DRIVER),
+              "none of the 2 video(s) could be decoded", "nothing written", "broken1.mp4", "broken2.mp4")
+    assert not out.exists()  # so a rerun with other settings (--segments 1 below) is accepted
+
     for i in range(6):
         os.symlink(SAMPLE, videos / f"clip{i}.mp4")
-    out = tmp_path / "feats"
+    clip, clap = out / "feats_CLIP" / "segment_feats", out / "feats_CLAP" / "segment_feats"
     cmd = [sys.executable, DRIVER, "extract", videos, "--out", out, "--segments", "1", "--workers", "1",
            *tiny_models]
-    clap = out / "feats_CLAP" / "segment_feats"
     result = interrupt_when(cmd, lambda: any(clap.glob("*.npy")), signal.SIGINT, tmp_path)
     one_error(result, "interrupted by SIGINT", "run the same command again", code=130)
     no_temp_files(out)
-    manifest = json.loads((out / "manifest.json").read_text())
-    done = {p.stem for p in clap.glob("*.npy")} & {p.stem for p in (out / "feats_CLIP" / "segment_feats").glob("*.npy")}
-    assert set(manifest["videos"]) == done and len(done) >= 1
+    done = {p.stem for p in clap.glob("*.npy")} & {p.stem for p in clip.glob("*.npy")}
+    assert set(json.loads((out / "manifest.json").read_text())["videos"]) == done and 1 <= len(done) < 6
+
     rerun = uwav("extract", videos, "--out", out, "--segments", "1", *tiny_models, driver=DRIVER)
-    assert rerun.returncode == 0, rerun.stderr
-    assert len(json.loads((out / "manifest.json").read_text())["videos"]) == 6
+    one_error(rerun, "2 of 8 video(s) failed", "manifest.json", "run again to retry", "broken1.mp4", "broken2.mp4")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["videos"]) == {f"clip{i}" for i in range(6)}
+    assert set(manifest["failed"]) == {"broken1", "broken2"}
     no_temp_files(out)
