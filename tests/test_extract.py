@@ -217,7 +217,7 @@ def test_weights_are_required_unless_random(assets):
 
     with pytest.raises(UwavError, match="no weights given"):
         Extractor(ExtractOptions(clip_config=assets["config"]))
-    with pytest.raises(UwavError, match="not a readable CLAP checkpoint"):
+    with pytest.raises(UwavError, match="not a CLAP checkpoint"):
         from uwav.extract.clap import load_clap
 
         load_clap(assets["config"], assets["tokenizer"], text_config=TINY_ROBERTA)

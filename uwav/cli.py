@@ -7,23 +7,56 @@ Heavy libraries (torch, ray, mlflow) are imported inside the commands so `uwav -
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+import threading
 
 import click
 
-from uwav.errors import UwavError
+from uwav.errors import Interrupted, UwavError, describe_os_error
+
+# What an interrupted command leaves behind, by command name (every file is written atomically, so none
+# is ever half-written).
+INTERRUPTED = {
+    "train": "a run's last.pt holds its last finished epoch: `uwav train CONFIG --resume` continues it",
+    "pretrain": "the generator checkpoint holds the best finished epoch; pre-training restarts from epoch 1",
+    "extract": "the videos finished so far are kept: run the same command again to continue",
+    "sweep": "continue with `uwav sweep SWEEP_FILE --resume`",
+}
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
 
 
 def user_errors(fn):
-    """Turn UwavError into `error: <message>` on stderr and exit code 2, without a traceback."""
+    """The CLI's error boundary: a UwavError or any OSError is `error: <message>` on stderr, exit code 2;
+    SIGINT / SIGTERM end the command with one line and exit code 130 / 143, after every `finally` (temporary
+    files) has run. No traceback for any of these."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _raise_interrupted)  # default SIGTERM runs no cleanup
         try:
             return fn(*args, **kwargs)
         except UwavError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
+        except OSError as err:
+            click.echo(f"error: {' '.join(describe_os_error(err).split())}", err=True)
+            sys.exit(2)
+        except (KeyboardInterrupt, Interrupted) as err:
+            signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
+            ctx = click.get_current_context(silent=True)
+            left = INTERRUPTED.get(ctx.info_name if ctx else "", "no file was left half-written")
+            click.echo(f"error: interrupted by {signal.Signals(signum).name}; {left}", err=True)
+            sys.exit(SIGNAL_EXIT.get(signum, 128 + int(signum)))
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
@@ -70,10 +103,12 @@ def eval_cmd(predictions, annotations, split, dataset, class_order, eval_audio, 
     filenames = the per-row sample keys `<row:04d>_<video id>` and 28 classes in --class-order.
     """
     from uwav.data.llp import load_llp_split, load_predictions
-    from uwav.io import write_json
+    from uwav.io import check_output_file, write_json
     from uwav.metrics import evaluate_ave, evaluate_probabilities, format_ave, format_table
     from uwav.provenance import audio_gt_identity, describe_audio_gt
 
+    if json_out:
+        check_output_file(json_out, "--json file")
     if dataset == "ave":
         from uwav.data.ave import check_prediction_classes, load_ave_split
 
@@ -107,15 +142,18 @@ def eval_cmd(predictions, annotations, split, dataset, class_order, eval_audio, 
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict:
-    """`--set loss.W=0.3` pairs -> {"loss.W": 0.3}; values are parsed as YAML scalars."""
-    import yaml
+    """`--set loss.W=0.3` pairs -> {"loss.W": 0.3}; values are parsed as YAML (strictly: `[0.3` is refused)."""
+    from uwav.io import parse_yaml
 
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise UwavError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set loss.W=0.3")
-        out[key.strip()] = yaml.safe_load(value)
+        if key in out:
+            raise UwavError(f"--set {key}: given twice; give each key once")
+        out[key] = parse_yaml(value, f"--set {pair!r}", value=True)
     return out
 
 
@@ -132,11 +170,15 @@ def pretrain(config_file, sets) -> None:
 
     Writes <paths.out>/generator/best.pt: the epoch with the best UnAV-val Seg-av.
     """
+    from pathlib import Path
+
     from uwav.config import load_config
+    from uwav.io import check_output_dir
     from uwav.pretrain import pretrain as run
     from uwav.pretrain import pretrain_precision
 
     config = load_config(config_file, _overrides(sets))
+    check_output_dir(Path(config.generator_checkpoint).parent, f"generator folder (paths.out of {config_file})")
     pretrain_precision(config, f"{config_file}: pretrain.precision")  # the refusal names the file
     result = run(config)
     click.echo(f"generator: best UnAV-val Seg-av {result.best_seg_av:.2f} at epoch {result.best_epoch} "
@@ -154,11 +196,15 @@ def pseudo(config_file, force, sets) -> None:
     Writes <paths.out>/pseudo/: logits.npz, a_/v_classwise_thresholds.npy and quality.json, and prints
     the quality of the generator's labels next to the zero-shot baseline.
     """
+    from pathlib import Path
+
     from uwav.config import load_config
+    from uwav.io import check_output_dir
     from uwav.metrics import METRIC_NAMES
     from uwav.pseudo.run import run_pseudo
 
     config = load_config(config_file, _overrides(sets))
+    check_output_dir(Path(config.logits_file).parent, f"pseudo-label folder (paths.out of {config_file})")
     report = run_pseudo(config, force=force)
     click.echo(("logits recomputed" if report["regenerated_logits"] else "logits reused (cache matches the "
                 "generator checkpoint)") + f": {config.logits_file}")
@@ -209,7 +255,7 @@ def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, reference
     from uwav.config import load_config
     from uwav.data.dataset import load_parser_data
     from uwav.fit import training_precision
-    from uwav.train import format_summary, run_training
+    from uwav.train import format_summary, resume_state_of, run_training
 
     if best_of is not None:
         if config_file is not None or sets or resume or run_dir or evaluate_test:
@@ -227,12 +273,17 @@ def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, reference
         raise UwavError("--reference is an option of uwav train --best SWEEP")
     if config_file is None:
         raise UwavError("uwav train: give a CONFIG file")
+    from uwav.io import check_output_dir
+
     config = load_config(config_file, _overrides(sets))
+    out = Path(run_dir) if run_dir else Path(config.parser_dir)
+    check_output_dir(out, "run folder" if run_dir else f"run folder (paths.out of {config_file})")
     training_precision(config, where=f"{config_file}: train.precision")  # refuse slow bf16 before loading data
+    state = resume_state_of(out) if resume else None  # a broken last.pt, too, is refused before the data load
     data = load_parser_data(config, include_test=evaluate_test)
-    summary = run_training(config, data, Path(run_dir) if run_dir else config.parser_dir, evaluate_test, resume)
+    summary = run_training(config, data, out, evaluate_test, resume, resume_state=state)
     click.echo(format_summary(summary))
-    click.echo(f"files: {Path(run_dir) if run_dir else config.parser_dir}")
+    click.echo(f"files: {out}")
 
 
 # ---- uwav data synth / check (uwav.data.synthetic, uwav.data.check) ---------------------------
@@ -279,6 +330,9 @@ def _parse_unav_counts(text: str | None) -> dict[str, int | None]:
 def synth(out, dataset, size, seed, layouts, class_order, videos_train, videos_val, videos_test, videos_unav,
           force, world_version) -> None:
     """Write a synthetic LLP (or AVE) + UnAV-100 dataset to OUT in the released layouts."""
+    from uwav.io import check_output_dir
+
+    check_output_dir(out, "dataset folder")
     overrides = {"train": videos_train, "val": videos_val, "test": videos_test}
     overrides.update(_parse_unav_counts(videos_unav))
     if dataset == "ave":
@@ -349,11 +403,13 @@ def sweep(sweep_file, address, resume, quiet) -> None:
     Selects on val only (the test split is never loaded). Writes best_config.yaml and the leaderboard to
     <storage>/<name>/; finish with `uwav train --best SWEEP_FILE`.
     """
-    from uwav.sweep.results import format_outcome
-    from uwav.sweep.spec import load_sweep
-    from uwav.sweep.tuner import run_sweep
+    from uwav.sweep.spec import check_sweep_outputs, load_sweep
 
     spec = load_sweep(sweep_file)
+    check_sweep_outputs(spec)
+    from uwav.sweep.results import format_outcome  # Ray comes with these: a refused file does not wait for it
+    from uwav.sweep.tuner import run_sweep
+
     outcome = run_sweep(spec, address=address, resume=resume, verbose=0 if quiet else 1)
     click.echo(format_outcome(outcome, spec.metric))
 
@@ -404,7 +460,9 @@ def _options(workers: int = 1, **kw):
 def extract(inputs, out, workers, **kw) -> None:
     """CLIP and CLAP features of videos (files, folders, .txt lists) in the UWAV layout; resumable."""
     from uwav.extract.run import extract as run
+    from uwav.io import check_output_dir
 
+    check_output_dir(out, "--out folder")
     manifest = run(inputs, out, _options(workers, **kw))
     click.echo(f"{len(manifest['videos'])} video(s) in {out} (manifest.json: models and checkpoint SHA-256)")
 
@@ -422,9 +480,13 @@ def parse(inputs, parser_ckpt, generator_ckpt, json_out, plot_out, **kw) -> None
     """Events of videos: class, modality (audio/visual/audio-visual), onset, offset, confidence."""
     from pathlib import Path
 
-    from uwav.io import write_json
+    from uwav.io import check_output_dir, check_output_file, write_json
     from uwav.parse import parse_videos, plot_timeline
 
+    if json_out:
+        check_output_file(json_out, "--json file")
+    if plot_out:
+        check_output_dir(Path(plot_out).parent, "folder of --plot")
     results = parse_videos(inputs, parser_ckpt, _options(1, **kw), generator=generator_ckpt)
     for parsed in results:
         click.echo(f"{parsed.video} ({parsed.bounds[-1]:.2f} s)")

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from uwav import losses, metrics
 from uwav.allocator import keep_freed_memory
+from uwav.checkpoints import load_weights
 from uwav.data.dataset import ParserData, SplitArrays
 from uwav.errors import UwavError
 from uwav.hardware import resolve_precision
@@ -269,17 +270,24 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch = int(state["epoch"])
-        self.rng.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        self.best_objective = float(state["best_objective"])
-        self.best_epoch = int(state["best_epoch"])
-        self.best_val = dict(state["best_val"])
-        self.history = [EpochReport(**h) for h in state.get("history", [])]
+        """Continue from `state`; one that does not fit this run's model (another parser size, another
+        dataset's classes) or is damaged is a UwavError naming its file (`state["source"]`)."""
+        source = state.get("source", "the resumable state")
+        load_weights(self.model, state["model"], source, hint="; resume with the config the run was started with")
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.epoch = int(state["epoch"])
+            self.rng.set_state(state["rng"])
+            torch.set_rng_state(state["torch_rng"])
+            if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            self.best_objective = float(state["best_objective"])
+            self.best_epoch = int(state["best_epoch"])
+            self.best_val = dict(state["best_val"])
+            self.history = [EpochReport(**h) for h in state.get("history", [])]
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise UwavError(f"{source}: not a usable resumable state ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0] if str(err) else ''})") from None
         self.best_state = state.get("best_model")
 
 

@@ -164,18 +164,22 @@ def parse_videos(
     progress: bool = False,
 ) -> list[Parsed]:
     """Decode, extract and parse each input video (files, folders, .txt lists). `options`: ExtractOptions."""
+    videos = list_videos(inputs)  # nothing to parse is refused before any model is loaded
     model, ckpt = load_uwav_parser(parser, options.device)
     tie_rule = ((ckpt.get("config") or {}).get("eval") or {}).get("tie_rule", "ge")
     classes = class_names(options.classes)
-    videos = list_videos(inputs)
     extractor = extractor or Extractor(options)
     gen = text = None
     if generator is not None:
         gen = load_generator(generator, options.device)
         text = [torch.from_numpy(t) for t in extractor.text_embeddings()]  # (CLIP, CLAP)
-    results = []
+    results, failed = [], []
     for path in videos:
-        decoded = decode_video(path, options.segments)
+        try:
+            decoded = decode_video(path, options.segments)
+        except UwavError as err:  # the others are still parsed, so that every failure is named at once
+            failed.append(str(err))
+            continue
         clip, clap = extractor.features(decoded)
         parsed = parse_features(model, clap, clip, decoded.bounds(), classes, str(path), tie_rule)
         if gen is not None:
@@ -186,6 +190,9 @@ def parse_videos(
         results.append(parsed)
         if progress:
             print(f"{path}: {len(parsed.events)} events", flush=True)
+    if failed:
+        shown = "; ".join(failed[:3]) + (f"; and {len(failed) - 3} more" if len(failed) > 3 else "")
+        raise UwavError(f"{len(failed)} of {len(videos)} video(s) could not be decoded, nothing written: {shown}")
     return results
 
 

@@ -31,19 +31,26 @@ from uwav.provenance import describe_audio_gt, run_provenance
 from uwav.runtime import resolve_device
 
 
+def resume_state_of(run_dir: Path) -> dict | None:
+    """The run folder's last.pt (checked by the one checkpoint loader), or None when there is none yet."""
+    last = Path(run_dir) / "last.pt"
+    return load_trainer_state(last) if last.is_file() else None
+
+
 def run_training(config, data: ParserData, run_dir: Path, evaluate_test: bool, resume: bool = False,
-                 progress: bool = True, on_epoch=None, data_provenance: dict | None = None) -> dict:
+                 progress: bool = True, on_epoch=None, data_provenance: dict | None = None,
+                 resume_state: dict | None = None) -> dict:
     """Train, keep best/last checkpoints in `run_dir`, evaluate the best model on val (and test).
 
     `data_provenance`: `uwav.provenance.data_provenance` of `data`, when the caller computed it once for
-    several runs (`train --best`); otherwise it is computed here.
+    several runs (`train --best`); otherwise it is computed here. `resume_state`: `resume_state_of(run_dir)`
+    when the caller read it already (the CLI, before loading the data).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     last, best = run_dir / "last.pt", run_dir / "best.pt"
-    resume_state = None
-    if resume and last.is_file():
-        resume_state = load_trainer_state(last)
+    if resume and resume_state is None:
+        resume_state = resume_state_of(run_dir)
 
     def checkpoint(report: EpochReport, trainer: Trainer) -> None:
         if report.improved:

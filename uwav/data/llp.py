@@ -211,6 +211,13 @@ def load_llp_split(
     return LLPSplit(split, filenames, weak, gt_audio, gt_visual, str(audio_file), str(visual_file))
 
 
+# What each prediction key holds and its range (evaluation.md §1-2): sigmoid segment probabilities, and the
+# MMIL video output, a sum of two attention-weighted probabilities, in [0, 2].
+VALUE_RANGES = {"audio": (0.0, 1.0), "visual": (0.0, 1.0), "video": (0.0, 2.0)}
+VALUE_MEANING = {"audio": "sigmoid segment probabilities", "visual": "sigmoid segment probabilities",
+                 "video": "the MMIL video-level output"}
+
+
 def load_predictions(
     path: str | os.PathLike, filenames: Sequence[str], num_classes: int = len(LLP_CLASSES)
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -241,17 +248,24 @@ def load_predictions(
     names = [str(n) for n in names.tolist()]
     n, c = len(names), num_classes
     expected = {"audio": (n, SEGMENTS, c), "visual": (n, SEGMENTS, c), "video": (n, c)}
-    out = {}
+    out, problems = {}, []
     for key, shape in expected.items():
         arr = arrays[key]
         if arr.shape != shape or arr.dtype.kind not in "fiub":
-            raise UwavError(
-                f"{path}: key {key} has shape {arr.shape} dtype {arr.dtype}; expected numeric {shape}"
-            )
+            problems.append(f"key {key} has shape {arr.shape} dtype {arr.dtype}; expected numeric {shape}")
+            continue
         arr = arr.astype(np.float64)
-        if not np.isfinite(arr).all():
-            raise UwavError(f"{path}: key {key} holds {int((~np.isfinite(arr)).sum())} NaN/inf value(s)")
+        finite = np.isfinite(arr)
+        if not finite.all():
+            problems.append(f"key {key} holds {int((~finite).sum())} NaN/inf value(s)")
+        low, high = VALUE_RANGES[key]
+        seen = arr[finite]
+        if seen.size and (seen.min() < low or seen.max() > high):
+            problems.append(f"key {key} holds values in [{seen.min():.4g}, {seen.max():.4g}], outside [{low:g}, "
+                            f"{high:g}] for {VALUE_MEANING[key]} (were logits saved?)")
         out[key] = arr
+    if problems:  # every key's problem at once
+        raise UwavError(f"{path}: {'; '.join(problems)}")
     position: dict[str, int] = {}
     for i, name in enumerate(names):
         if name in position:

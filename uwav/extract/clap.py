@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from uwav.checkpoints import load_weights, read_torch_file
 from uwav.errors import UwavError
 from uwav.extract import compat
 
@@ -141,12 +142,7 @@ class ClapEncoder:
 
 
 def _state_dict(path: str) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UwavError(f"{path}: CLAP checkpoint not found") from None
-    except Exception as err:
-        raise UwavError(f"{path}: not a readable CLAP checkpoint ({type(err).__name__})") from None
+    ckpt = read_torch_file(path, "CLAP")
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not state:
         raise UwavError(f"{path}: not a CLAP checkpoint (expected a state dict or a dict with 'state_dict')")
@@ -185,12 +181,7 @@ def load_clap(
         own = model.state_dict()
         # Older transformers stored this buffer; newer ones compute it (laion_clap drops it the same way).
         state = {k: v for k, v in state.items() if k in own or k != "text_branch.embeddings.position_ids"}
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            raise UwavError(
-                f"{checkpoint}: does not fit CLAP {audio_model} (fusion={fusion}): {str(err).splitlines()[0]}"
-            ) from None
+        load_weights(model, state, str(checkpoint), hint=f" (CLAP {audio_model}, fusion={fusion})")
     return ClapEncoder(
         model.eval(),
         dict(model_cfg["audio_cfg"]),

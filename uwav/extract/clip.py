@@ -9,12 +9,14 @@ does not ship (tests use a tiny one). Images are preprocessed by the model's own
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from uwav.checkpoints import checkpoint_problem
 from uwav.errors import UwavError
 from uwav.extract import compat
 
@@ -78,7 +80,15 @@ def load_clip(
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=pretrained or None, device=device
         )
-    except (RuntimeError, OSError, ValueError) as err:
+    except (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as err:
+        if pretrained and Path(pretrained).is_file():  # a local file: say what is wrong with it
+            text = str(err)
+            if "state_dict" in text:  # another architecture: the first mismatch, with both shapes
+                detail = next((line.strip() for line in text.splitlines()[1:] if line.strip()), text)
+                raise UwavError(f"{pretrained}: made by another model than CLIP {name}: {detail}") from None
+            with open(pretrained, "rb") as fh:
+                why = checkpoint_problem(fh.read(4), err)
+            raise UwavError(f"{pretrained}: not a CLIP checkpoint: {why}") from None
         raise UwavError(
             f"CLIP {name} weights {pretrained!r}: cannot load ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else ''}); give a local checkpoint file, or "

@@ -29,7 +29,7 @@ from uwav.errors import UwavError
 from uwav.extract.clap import load_clap
 from uwav.extract.clip import load_clip
 from uwav.extract.video import VIDEO_SUFFIXES, DecodedVideo, decode_video
-from uwav.io import file_sha256, save_npy, write_json
+from uwav.io import file_sha256, read_text_file, save_npy, write_json
 
 CLIP_DIR = "feats_CLIP"
 CLAP_DIR = "feats_CLAP"
@@ -131,20 +131,37 @@ def _sha256_or_none(path: str | None) -> str | None:
 
 
 def list_videos(inputs: Iterable[str | Path]) -> list[Path]:
-    """Videos from files, folders (their video files, sorted) and .txt lists (one path a line)."""
+    """Videos from files, folders (their video files, sorted) and .txt lists (one path a line).
+
+    Nothing to do is an error: a folder without video files, an empty list; so are listed files that do
+    not exist (all of them named at once)."""
     videos: list[Path] = []
-    for item in map(Path, inputs):
+    inputs = [Path(i) for i in inputs]
+    missing: list[str] = []
+    for item in inputs:
         if item.is_dir():
-            videos += sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            if not found:
+                raise UwavError(f"{item}: no video files in this folder (looked for {', '.join(VIDEO_SUFFIXES)})")
+            videos += found
         elif item.suffix.lower() == ".txt" and item.is_file():
-            lines = [line.strip() for line in item.read_text().splitlines()]
-            videos += [
-                Path(line) if Path(line).is_absolute() else item.parent / line for line in lines if line
-            ]
+            lines = read_text_file(item, "one video path a line", what="video list").splitlines()
+            listed = [(n, Path(line.strip())) for n, line in enumerate(lines, 1) if line.strip()]
+            if not listed:
+                raise UwavError(f"{item}: the video list is empty; expected one video path a line")
+            for n, line in listed:
+                video = line if line.is_absolute() else item.parent / line
+                if not video.is_file():
+                    missing.append(f"{item}:{n}: {video}")
+                videos.append(video)
         elif item.is_file():
             videos.append(item)
         else:
             raise UwavError(f"{item}: no such video, folder or .txt list")
+    if missing:
+        raise UwavError(f"{len(missing)} listed video(s) not found: {_some(missing)}")
+    if not videos:
+        raise UwavError("no videos given")
     ids = [v.stem for v in videos]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -153,6 +170,12 @@ def list_videos(inputs: Iterable[str | Path]) -> list[Path]:
             "names without suffix) must be unique"
         )
     return videos
+
+
+def _some(items: list[str], shown: int = 3) -> str:
+    """The first few of a list for a one-line message: `a; b; c; and 4 more`."""
+    more = f"; and {len(items) - shown} more" if len(items) > shown else ""
+    return "; ".join(items[:shown]) + more
 
 
 def decoded_in_background(
@@ -175,28 +198,36 @@ def decoded_in_background(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[tuple[Path, Future]] = deque()
-        todo = iter(paths)
-        for p in todo:
-            pending.append((p, pool.submit(job, p)))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            p, fut = pending.popleft()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(job, nxt)))
-            yield p, fut.result()
+        try:
+            todo = iter(paths)
+            for p in todo:
+                pending.append((p, pool.submit(job, p)))
+                if len(pending) >= 2 * workers:
+                    break
+            while pending:
+                p, fut = pending.popleft()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.submit(job, nxt)))
+                yield p, fut.result()
+        finally:  # closed early (an interrupt): decodes not yet started are dropped, not waited for
+            for _, fut in pending:
+                fut.cancel()
 
 
 def _load_manifest(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: bad JSON or not UTF-8
         raise UwavError(
             f"{path}: unreadable manifest ({type(err).__name__}); delete it to start over"
         ) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("videos", {}), dict):
+        raise UwavError(f"{path}: not a uwav extract manifest (expected an object with a videos object); "
+                        "delete it to start over")
+    return manifest
 
 
 def _same_models(old: dict, new: dict) -> str | None:
@@ -231,6 +262,9 @@ def extract(
     videos = list_videos(inputs)
     manifest_path = out / MANIFEST
     old = _load_manifest(manifest_path)
+    clip_dir, clap_dir = out / CLIP_DIR / SEGMENTS_SUBDIR, out / CLAP_DIR / SEGMENTS_SUBDIR
+    if old is not None and not old.get("videos") and not _any_features(clip_dir, clap_dir):
+        old = None  # a run that produced nothing holds nothing to mix with: start afresh, any settings
     extractor = extractor or Extractor(options)
     models = {**extractor.describe(), "classes": options.classes, "segments": options.segments}
     if old is not None:
@@ -241,17 +275,22 @@ def extract(
                 "another --out folder so features of different models never mix"
             )
     manifest = {**models, "videos": dict(old.get("videos", {})) if old else {}, "failed": {}}
+    text = None
+    if old is None or not (out / CLIP_DIR / EVENT_FILE).is_file() or not (out / CLAP_DIR / EVENT_FILE).is_file():
+        text = extractor.text_embeddings(options.classes)
+    # A fresh folder is written from its first extracted video on: a run that extracts nothing leaves nothing.
+    started = False
 
-    clip_dir, clap_dir = out / CLIP_DIR / SEGMENTS_SUBDIR, out / CLAP_DIR / SEGMENTS_SUBDIR
-    if (
-        old is None
-        or not (out / CLIP_DIR / EVENT_FILE).is_file()
-        or not (out / CLAP_DIR / EVENT_FILE).is_file()
-    ):
-        text_clip, text_clap = extractor.text_embeddings(options.classes)
-        save_npy(out / CLIP_DIR / EVENT_FILE, text_clip)
-        save_npy(out / CLAP_DIR / EVENT_FILE, text_clap)
-    write_json(manifest_path, manifest)
+    def start() -> None:
+        nonlocal started
+        if text is not None:
+            save_npy(out / CLIP_DIR / EVENT_FILE, text[0])
+            save_npy(out / CLAP_DIR / EVENT_FILE, text[1])
+        write_json(manifest_path, manifest)
+        started = True
+
+    if old is not None:
+        start()
 
     def done(video: Path) -> bool:
         return (clip_dir / f"{video.stem}.npy").is_file() and (clap_dir / f"{video.stem}.npy").is_file()
@@ -261,30 +300,44 @@ def extract(
         if v.stem not in manifest["videos"] and done(v):
             t = int(np.load(clip_dir / f"{v.stem}.npy", mmap_mode="r").shape[0])
             manifest["videos"][v.stem] = {"file": str(v), "segments": t, "duration": None}
-    stream = decoded_in_background(todo, options.workers, options.segments)
-    if progress:
-        stream = tqdm(stream, total=len(todo), desc="extract", unit="video", initial=0)
-    for i, (path, decoded) in enumerate(stream):
-        if isinstance(decoded, UwavError):
-            manifest["failed"][path.stem] = str(decoded)
-            continue
-        clip, clap = extractor.features(decoded)
-        save_npy(clip_dir / f"{path.stem}.npy", clip)
-        save_npy(clap_dir / f"{path.stem}.npy", clap)
-        manifest["videos"][path.stem] = {
-            "file": str(path),
-            "segments": decoded.segments,
-            "duration": round(decoded.duration, 4),
-        }
-        if on_video is not None:
-            on_video(path.stem)
-        if i % 50 == 49:
+    if manifest["videos"] and not started:
+        start()
+    decoded_stream = decoded_in_background(todo, options.workers, options.segments)
+    stream = tqdm(decoded_stream, total=len(todo), desc="extract", unit="video") if progress else decoded_stream
+    try:
+        for i, (path, decoded) in enumerate(stream):
+            if isinstance(decoded, UwavError):
+                manifest["failed"][path.stem] = str(decoded)
+                continue
+            clip, clap = extractor.features(decoded)
+            if not started:
+                start()
+            save_npy(clip_dir / f"{path.stem}.npy", clip)
+            save_npy(clap_dir / f"{path.stem}.npy", clap)
+            manifest["videos"][path.stem] = {
+                "file": str(path),
+                "segments": decoded.segments,
+                "duration": round(decoded.duration, 4),
+            }
+            if on_video is not None:
+                on_video(path.stem)
+            if i % 50 == 49:
+                write_json(manifest_path, manifest)
+    finally:  # also on Ctrl-C / SIGTERM: the manifest lists every video finished so far
+        decoded_stream.close()
+        if started:
             write_json(manifest_path, manifest)
-    write_json(manifest_path, manifest)
-    if manifest["failed"]:
-        first = next(iter(manifest["failed"].values()))
+    failed = list(manifest["failed"].values())
+    if failed and not started:
+        raise UwavError(f"none of the {len(videos)} video(s) could be decoded, nothing written to {out}: "
+                        f"{_some(failed)}")
+    if failed:
         raise UwavError(
-            f"{len(manifest['failed'])} of {len(videos)} video(s) failed, listed in {manifest_path}; "
-            f"first: {first}"
+            f"{len(failed)} of {len(videos)} video(s) failed, listed in {manifest_path} (run again to retry them, "
+            f"the others are kept): {_some(failed)}"
         )
     return manifest
+
+
+def _any_features(*folders: Path) -> bool:
+    return any(folder.is_dir() and any(folder.glob("*.npy")) for folder in folders)

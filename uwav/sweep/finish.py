@@ -28,7 +28,7 @@ from uwav.config import Config, flat_dict, load_config, with_overrides
 from uwav.data.dataset import load_parser_data
 from uwav.errors import UwavError
 from uwav.fit import objective_name, training_precision
-from uwav.io import write_json, write_text
+from uwav.io import check_output_dir, write_json, write_text
 from uwav.provenance import (
     audio_gt_warning,
     compact,
@@ -118,6 +118,7 @@ def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, reference: s
         raise UwavError(f"--seeds ({seeds}) and --top-k ({top_k}) must be at least 1")
     exp_dir, meta = sweep_dir_of(source)
     out_dir = exp_dir / "best"
+    check_output_dir(out_dir, "results folder of --best")
     base = load_config(exp_dir / "base_config.yaml")
     board = json.loads((exp_dir / f"{LEADERBOARD}.json").read_text())
     ranked = top_configs(exp_dir, top_k)

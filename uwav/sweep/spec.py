@@ -19,7 +19,7 @@ from typing import Any
 
 from uwav.config import Config, check_scalar, field_kind, flat_dict, load_config, with_overrides
 from uwav.errors import UwavError
-from uwav.io import read_yaml
+from uwav.io import check_output_dir, check_output_file, read_yaml
 from uwav.metrics import AVE_METRIC_NAMES, METRIC_NAMES, OBJECTIVES, canonical_name
 
 PARAM_TYPES = ("uniform", "loguniform", "int", "choice")
@@ -458,3 +458,11 @@ def spec_summary(spec: SweepSpec) -> dict[str, Any]:
     out.update({f"space.{p.key}": p.describe() for p in spec.space})
     out.update({f"finish.{k}": v for k, v in dataclasses.asdict(spec.finish).items()})
     return out
+
+
+def check_sweep_outputs(spec: SweepSpec) -> None:
+    """The sweep's folder and its MLflow sqlite store must be writable or creatable: refused before Ray starts."""
+    check_output_dir(spec.experiment_dir, f"sweep folder (storage.path of {spec.path})")
+    if spec.tracking_uri.startswith("sqlite:///"):
+        db = Path(spec.tracking_uri.removeprefix("sqlite:///"))
+        check_output_file(db, f"MLflow store ({spec.path}: mlflow)")

@@ -15,15 +15,13 @@ import secrets
 import sys
 from pathlib import Path
 
-import yaml
-
 from uwav import tracking
 from uwav._env import quiet_library_defaults
 from uwav.config import dump_yaml
 from uwav.data.dataset import load_parser_data
 from uwav.errors import UwavError
 from uwav.fit import training_precision
-from uwav.io import write_json, write_text
+from uwav.io import read_yaml, write_json, write_text
 from uwav.provenance import flat_tags, run_provenance
 from uwav.sweep.reevaluate import reevaluate, rerank
 from uwav.sweep.repair import repair_lost_checkpoints
@@ -148,7 +146,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         raise UwavError(f"{spec.path}: {exp_dir} already holds this sweep; continue it with --resume or "
                         f"change name in the sweep file")
     saved = exp_dir / "sweep.yaml"
-    if resume and saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(spec.path.read_text()):
+    if resume and saved.is_file() and read_yaml(saved) != read_yaml(spec.path):
         raise UwavError(f"{spec.path}: differs from the file this sweep started with ({saved}); --resume "
                         f"continues the original search, so restore that file or start a sweep with a new name")
     if address is None:
