@@ -16,7 +16,8 @@ Modes (`configure`):
          small block at the bottom that is redrawn in place at most once a second;
   log    output is not a terminal (a log file, a test): one line per finished trial and a one-line
          status at most once a minute;
-  quiet  one line per finished trial, nothing else.
+  quiet  one line per finished trial, nothing else;
+  off    nothing (library use and tests: `run_sweep(verbose=0)`).
 
 The callback is pickled into Tune's experiment state and `Tuner.restore` brings back that copy, so the
 mode and the stream are not part of its state: they are read from `configure` of the current process.
@@ -35,7 +36,7 @@ from typing import Any, TextIO
 from ray.tune import Callback
 
 WIDTH = 120
-MODES = ("live", "log", "quiet")
+MODES = ("live", "log", "quiet", "off")
 _REDRAW_S = 1.0
 _STATUS_S = 60.0
 _STATUS_WORDS = {"RUNNING": "run", "PENDING": "pend", "PAUSED": "paus", "ERROR": "ERR"}
@@ -259,6 +260,8 @@ class SweepConsole(Callback):
 
     def _write(self, lines: list[str], block: list[str] | None = None) -> None:
         """Print permanent `lines`; in live mode redraw the running block under them."""
+        if self.mode == "off":
+            return
         out = self.stream
         live = self.mode == "live"
         if live and self._block_lines:
@@ -368,7 +371,7 @@ class SweepConsole(Callback):
 
     def on_experiment_end(self, trials, **info):
         self._start(trials)
-        if self.mode != "quiet":
+        if self.mode not in ("quiet", "off"):
             self._write([self.status_line()])
 
 

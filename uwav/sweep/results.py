@@ -34,6 +34,8 @@ class SweepOutcome:
     tracking_uri: str
     parent_run_id: str
     finished: bool  # False when the sweep was interrupted (continue with --resume)
+    experiment_id: str = ""
+    reused: bool = False  # nothing ran: the folder held this sweep, finished
 
 
 def leaderboard(spec: SweepSpec, grid) -> list[dict]:
@@ -106,8 +108,50 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def is_finished(board: list[dict], num_samples: int) -> bool:
+    """Every trial of the sweep ran to its end (complete, stopped by ASHA or errored)."""
+    return len(board) >= num_samples and all(r["status"] != "unfinished" for r in board)
+
+
+def finished_outcome(spec: SweepSpec) -> SweepOutcome | None:
+    """The outcome of this sweep read back from its folder when it finished there, else None."""
+    exp_dir = spec.experiment_dir
+    meta_file, board_file, best_file = exp_dir / META_FILE, exp_dir / f"{LEADERBOARD}.json", exp_dir / BEST_FILE
+    if not (meta_file.is_file() and board_file.is_file() and best_file.is_file()):
+        return None
+    board = json.loads(board_file.read_text())
+    if not is_finished(board, spec.num_samples):
+        return None
+    meta = json.loads(meta_file.read_text())
+    best = next((r for r in board if r["status"] != "error" and r["best_objective"] is not None), None)
+    if best is None:
+        return None
+    return SweepOutcome(experiment_dir=exp_dir, best_trial_id=best["trial_id"], best_objective=best["best_objective"],
+                        best_params=best["params"], best_config_file=best_file, leaderboard=board,
+                        tracking_uri=meta["tracking_uri"], parent_run_id=meta["parent_run_id"], finished=True,
+                        experiment_id=str(meta.get("experiment_id", "")), reused=True)
+
+
+def mlflow_lines(tracking_uri: str, experiment_id: str, parent_run_id: str, folder: Path | str) -> list[str]:
+    """Where to read the sweep in the MLflow UI: the runs-page link (MLflow 3.x opens an experiment on
+    its GenAI pages otherwise) and, for a local store, the command that serves it."""
+    from uwav import mlflow_ui
+
+    base = mlflow_ui.ui_base(tracking_uri)
+    lines = [f"MLflow: {tracking_uri} (parent run {parent_run_id})"]
+    if experiment_id:
+        lines.append(f"  runs page: {mlflow_ui.runs_url(base, experiment_id, view=True)}")
+    if not tracking_uri.startswith(("http://", "https://")):
+        lines.append(f"  serve it with `uwav ui {folder}` (mlflow ui on {mlflow_ui.HOST}; another port if "
+                     f"{mlflow_ui.PORT} is taken)")
+    return lines
+
+
 def format_outcome(outcome: SweepOutcome, metric: str = "segment_type_at_av") -> str:
     lines = [f"best trial {outcome.best_trial_id}: val {metric} {outcome.best_objective:.2f} (best-so-far)"]
+    if outcome.reused:
+        lines.insert(0, f"reusing the finished sweep in {outcome.experiment_dir} (nothing trained; delete that "
+                        f"folder or change name in the sweep file to run it again)")
     again = outcome.leaderboard[0].get("reeval") if outcome.leaderboard else None
     if again:  # chosen on the mean over fresh seeds (finish: in the sweep file), not on the search's one seed
         lines[0] = (f"best trial {outcome.best_trial_id}: val {metric} {again['mean']:.2f} ± {again['std'] or 0:.2f} "
@@ -118,13 +162,11 @@ def format_outcome(outcome: SweepOutcome, metric: str = "segment_type_at_av") ->
     stopped = sum(r["stopped_early"] for r in outcome.leaderboard)
     lines.append(f"trials: {len(outcome.leaderboard)} ({stopped} stopped early by ASHA); leaderboard: "
                  f"{outcome.experiment_dir / (LEADERBOARD + '.md')}")
-    lines.append(f"MLflow: {outcome.tracking_uri} (parent run {outcome.parent_run_id}); browse with "
-                 f"`mlflow ui --backend-store-uri {outcome.tracking_uri}`")
+    lines.append(f"plots: {outcome.experiment_dir / 'plots'}; Optuna study: {outcome.experiment_dir / 'optuna.db'}")
+    lines += mlflow_lines(outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id, outcome.experiment_dir)
     if not outcome.finished:
-        lines.append("the sweep was interrupted: continue it with `uwav sweep FILE --resume`")
+        lines.append("the sweep was interrupted: continue it with `uwav sweep FILE` (or --resume)")
     return "\n".join(lines)
-
-
 
 
 def sweep_dir_of(source: str | Path) -> tuple[Path, dict]:

@@ -13,24 +13,37 @@ import json
 import os
 import secrets
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from uwav import tracking
+from uwav import mlflow_ui, tracking
 from uwav._env import quiet_library_defaults
-from uwav.config import dump_yaml
+from uwav.config import Config, dump_yaml, flat_dict, with_overrides
 from uwav.data.dataset import load_parser_data
 from uwav.errors import UwavError
 from uwav.fit import training_precision
 from uwav.io import write_json, write_text
 from uwav.provenance import flat_tags, run_provenance
+from uwav.sweep import console, plots, study
+from uwav.sweep.records import trial_records
 from uwav.sweep.reevaluate import reevaluate, rerank
 from uwav.sweep.repair import repair_lost_checkpoints
-from uwav.sweep.results import BEST_FILE, META_FILE, SweepOutcome, leaderboard, write_leaderboard
+from uwav.sweep.results import (
+    BEST_FILE,
+    META_FILE,
+    SweepOutcome,
+    finished_outcome,
+    is_finished,
+    leaderboard,
+    write_leaderboard,
+)
 from uwav.sweep.spec import SweepSpec, spec_summary
 from uwav.sweep.tracker import SweepTracker
 from uwav.sweep.trainable import sweep_trial
+
+PLOTS_DIR = "plots"
 
 # ---- Ray -----------------------------------------------------------------------------------------
 
@@ -95,6 +108,34 @@ def _first_provenance(meta_file: Path, provenance: dict) -> dict | None:
     return before
 
 
+@dataclass(frozen=True)
+class TargetEpochs:
+    """The epochs a full trial with these searched values trains (its train.epochs, at most ASHA's max_t).
+    Plain data: the console callback holding it is pickled into Tune's experiment state."""
+
+    base: Config
+    max_t: int | None
+
+    def __call__(self, params: dict) -> int:
+        epochs = with_overrides(self.base, dict(params), "<sweep trial>").train.epochs
+        return min(epochs, self.max_t) if self.max_t else epochs
+
+
+def target_epochs(spec: SweepSpec) -> TargetEpochs:
+    return TargetEpochs(spec.base, spec.asha.max_t if spec.asha.enabled else None)
+
+
+def sweep_console(spec: SweepSpec) -> console.SweepConsole:
+    space = [(p.key, p.type == "loguniform" or p.log) for p in spec.space]
+    target = target_epochs(spec)
+    return console.SweepConsole(space, target(dict()), spec.num_samples, epochs_of=target)
+
+
+def constant_params(spec: SweepSpec) -> dict:
+    """The base config's values that no trial changes: logged once, on the parent run."""
+    return {k: v for k, v in flat_dict(spec.base).items() if k not in spec.keys}
+
+
 def _tuner_parts(spec: SweepSpec, data, trainable):
     from ray import tune
 
@@ -103,7 +144,7 @@ def _tuner_parts(spec: SweepSpec, data, trainable):
     return tune.with_resources(fn, {"cpu": spec.cpu, "gpu": spec.gpu})
 
 
-def _new_tuner(spec: SweepSpec, trainable, callback, verbose: int):
+def _new_tuner(spec: SweepSpec, trainable, callbacks: list):
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -122,11 +163,12 @@ def _new_tuner(spec: SweepSpec, trainable, callback, verbose: int):
     scheduler = (ASHAScheduler(time_attr=a.time_attr, max_t=a.max_t, grace_period=a.grace_period,
                                reduction_factor=a.reduction_factor) if a.enabled else FIFOScheduler())
     run_config = tune.RunConfig(
-        name=spec.name, storage_path=str(spec.storage_path), callbacks=[callback],
+        name=spec.name, storage_path=str(spec.storage_path), callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         # Two kept: a driver killed between Ray deleting the oldest and saving its state leaves a state
         # naming a deleted checkpoint (uwav/sweep/repair.py puts it back on --resume from a newer one).
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=verbose)
+        # verbose=0: Tune's own table and per-result boxes off; uwav.sweep.console prints instead.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=0)
     # reuse_actors: a finished trial's worker process runs the next trial, so Python, torch and the
     # mapped data are set up once per worker rather than once per trial.
     tune_config = tune.TuneConfig(metric="best_objective", mode="max", search_alg=searcher,
@@ -135,8 +177,15 @@ def _new_tuner(spec: SweepSpec, trainable, callback, verbose: int):
 
 
 def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False, data=None,
-              trainable=None, verbose: int = 1, num_cpus: int | None = None) -> SweepOutcome:
-    """Run (or with `resume`, continue) the sweep; `data` and `trainable` are for tests and benchmarks."""
+              trainable=None, verbose: int = 1, num_cpus: int | None = None, quiet: bool = False,
+              stream=None) -> SweepOutcome:
+    """Run (or with `resume`, continue) the sweep; `data` and `trainable` are for tests and benchmarks.
+
+    A folder that already holds this sweep is reused when the sweep finished there (nothing runs; the
+    outcome says `reused`) and continued when it was interrupted, so `uwav sweep FILE` is idempotent.
+    Console (uwav.sweep.console, to `stream`, default stdout): verbose 0 nothing, 1 the compact table
+    (`quiet`: one line per finished trial), 2 also the libraries' INFO lines.
+    """
     ray_environment(local=address is None)  # before Ray is imported: it reads its settings at import
     from ray import tune
 
@@ -144,13 +193,19 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     restorable = exp_dir.is_dir() and tune.Tuner.can_restore(str(exp_dir))
     if resume and not restorable:
         raise UwavError(f"{spec.path}: nothing to resume in {exp_dir} (no Tune experiment state there)")
-    if not resume and restorable:
-        raise UwavError(f"{spec.path}: {exp_dir} already holds this sweep; continue it with --resume or "
-                        f"change name in the sweep file")
     saved = exp_dir / "sweep.yaml"
-    if resume and saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(spec.path.read_text()):
-        raise UwavError(f"{spec.path}: differs from the file this sweep started with ({saved}); --resume "
+    if restorable and saved.is_file() and yaml.safe_load(saved.read_text()) != yaml.safe_load(spec.path.read_text()):
+        raise UwavError(f"{spec.path}: differs from the file this sweep started with ({saved}); the folder "
                         f"continues the original search, so restore that file or start a sweep with a new name")
+    if restorable and not resume:
+        done = finished_outcome(spec)
+        if done is not None:
+            return done
+        resume = True  # interrupted before: continue it (what --resume does)
+        if verbose:
+            print(f"uwav sweep: {exp_dir} holds this sweep, interrupted; continuing it", file=stream or sys.stdout)
+    console.configure("off" if verbose == 0 else "quiet" if quiet else None, stream)
+    console.library_logging(verbose >= 2)
     if address is None:
         # Trials run on this machine: a bf16 they would refuse is refused now, before the data load. On a
         # cluster the workers' hardware is not this machine's; each trial checks before its first batch.
@@ -165,9 +220,13 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     write_text(exp_dir / "sweep.yaml", spec.path.read_text())
     write_text(exp_dir / "base_config.yaml", dump_yaml(spec.base))
     exp_id, parent = tracking.start_sweep(
-        spec.tracking_uri, spec.experiment, exp_dir, spec.name, spec_summary(spec),
+        spec.tracking_uri, spec.experiment, exp_dir, spec.name, {**spec_summary(spec), **constant_params(spec)},
         quality_file=Path(spec.base.logits_file).parent / "quality.json",
         files=(exp_dir / "sweep.yaml", exp_dir / "base_config.yaml"))
+    mlflow_ui.prepare_experiment(tracking.client(spec.tracking_uri), exp_id, mlflow_ui.sweep_view(
+        list(spec.keys) + ["epochs_trained", "stopped_early"],
+        ["best_objective", f"val_{spec.metric}", "loss_total"], "best_objective",
+        f"tags.`{tracking.PARENT_TAG}` = '{parent}' and tags.`uwav.kind` = 'trial'"))
     # Where the sweep's numbers come from; the trials' devices are the workers' (resources below).
     provenance = run_provenance(spec.base, "cuda" if spec.gpu > 0 else "cpu", data.meta)
     provenance["resources"] = {"cpu": spec.cpu, "gpu": spec.gpu}
@@ -188,11 +247,14 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
                 print(f"uwav sweep --resume: {line}", file=sys.stderr)
             tuner = tune.Tuner.restore(str(exp_dir), trainable=fn, resume_unfinished=True, resume_errored=True)
         else:
-            callback = SweepTracker(spec.tracking_uri, exp_id, parent, spec.base, spec.keys, provenance)
-            tuner = _new_tuner(spec, fn, callback, verbose)
+            digits = console.name_digits(spec.num_samples)
+            callbacks = [SweepTracker(spec.tracking_uri, exp_id, parent, spec.base, spec.keys, provenance, digits),
+                         sweep_console(spec)]
+            tuner = _new_tuner(spec, fn, callbacks)
         grid = tuner.fit()
         board = leaderboard(spec, grid)
-        finished = len(board) >= spec.num_samples and all(r["status"] != "unfinished" for r in board)
+        pictures = write_study_and_plots(spec, grid._experiment_analysis.trials)
+        finished = is_finished(board, spec.num_samples)
         done = [r for r in board if r["status"] != "error" and r["best_objective"] is not None]
         if not done:
             raise UwavError(f"{spec.path}: no trial finished an epoch; see the trial errors in {exp_dir}")
@@ -206,15 +268,16 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         write_text(best_file, dump_yaml(spec.trial_config(best["params"])))
         files = write_leaderboard(exp_dir, board)
         tracking.drop_lost_trials(spec.tracking_uri, parent, {r["trial_id"] for r in board})
+        tracking.mark_best(spec.tracking_uri, parent, best["trial_id"])
         status = "FINISHED" if finished else "KILLED"
         tracking.finish_sweep(spec.tracking_uri, parent, status,
                               metrics={"best_objective": best["best_objective"], "trials": len(board),
                                        "stopped_early": sum(r["stopped_early"] for r in board)},
-                              tags={"best_trial_id": best["trial_id"]}, files=(best_file, *files))
+                              tags={"best_trial_id": best["trial_id"]}, files=(best_file, *files), plots=pictures)
         return SweepOutcome(experiment_dir=exp_dir, best_trial_id=best["trial_id"],
                             best_objective=best["best_objective"], best_params=best["params"],
                             best_config_file=best_file, leaderboard=board, tracking_uri=spec.tracking_uri,
-                            parent_run_id=parent, finished=finished)
+                            parent_run_id=parent, finished=finished, experiment_id=str(exp_id))
     except BaseException as err:
         status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
         tracking.finish_sweep(spec.tracking_uri, parent, status)
@@ -224,3 +287,13 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
             import ray
 
             ray.shutdown()
+
+
+def write_study_and_plots(spec: SweepSpec, trials) -> tuple[Path, ...]:
+    """The Optuna study (<experiment>/optuna.db) and the plots (<experiment>/plots/) from Tune's records."""
+    records = trial_records(trials, spec.keys, target_epochs(spec), console.name_digits(spec.num_samples))
+    exp_dir = spec.experiment_dir
+    study.write_study(exp_dir / study.STUDY_FILE, spec.name, spec.space, records,
+                      attrs={"metric": f"val_{spec.metric}", "sweep_file": str(spec.path)})
+    loaded = study.load_study(exp_dir / study.STUDY_FILE, spec.name)
+    return plots.write_plots(exp_dir / PLOTS_DIR, records, spec.space, loaded, f"val {spec.metric}")
