@@ -525,7 +525,7 @@ def test_demo_flow_runs_twice_in_one_folder(ray_local, tiny_pipeline, tmp_path):
         assert result.exit_code == 0, (args, result.output, result.exception)
     assert second[0].output.startswith("logits reused")
     assert second[1].output.startswith(f"reusing the finished sweep in {spec.experiment_dir}")
-    assert second[2].output.startswith(f"reusing the final results in {spec.experiment_dir / 'best'}")
+    assert second[2].output.splitlines()[1].startswith(f"reusing the final results in {spec.experiment_dir / 'best'}")
     assert "rank 1" in second[2].output and "MLflow: " in second[2].output
     assert (spec.experiment_dir / "best" / "results.json").read_text() == results_before
     meta = json.loads((spec.experiment_dir / "sweep.json").read_text())

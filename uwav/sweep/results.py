@@ -138,31 +138,31 @@ def mlflow_lines(tracking_uri: str, experiment_id: str, parent_run_id: str, fold
     from uwav import mlflow_ui
 
     base = mlflow_ui.ui_base(tracking_uri)
-    lines = [f"MLflow: {tracking_uri} (parent run {parent_run_id})"]
+    lines = [f"MLflow: {tracking_uri}", f"  parent run: {parent_run_id}"]
     if experiment_id:
         lines.append(f"  runs page: {mlflow_ui.runs_url(base, experiment_id, view=True)}")
     if not tracking_uri.startswith(("http://", "https://")):
-        lines.append(f"  serve it with `uwav ui {folder}` (mlflow ui on {mlflow_ui.HOST}; another port if "
-                     f"{mlflow_ui.PORT} is taken)")
+        lines.append(f"  serve it (127.0.0.1): uwav ui {folder}")
     return lines
 
 
 def format_outcome(outcome: SweepOutcome, metric: str = "segment_type_at_av") -> str:
     lines = [f"best trial {outcome.best_trial_id}: val {metric} {outcome.best_objective:.2f} (best-so-far)"]
-    if outcome.reused:
-        lines.insert(0, f"reusing the finished sweep in {outcome.experiment_dir} (nothing trained; delete that "
-                        f"folder or change name in the sweep file to run it again)")
     again = outcome.leaderboard[0].get("reeval") if outcome.leaderboard else None
     if again:  # chosen on the mean over fresh seeds (finish: in the sweep file), not on the search's one seed
         lines[0] = (f"best trial {outcome.best_trial_id}: val {metric} {again['mean']:.2f} ± {again['std'] or 0:.2f} "
                     f"over {len(again['seeds'])} fresh seeds {again['seeds']} (its search run: "
                     f"{outcome.best_objective:.2f})")
+    if outcome.reused:
+        lines[:0] = [f"reusing the finished sweep in {outcome.experiment_dir}: nothing trained",
+                     "(delete that folder, or change name in the sweep file, to run it again)"]
     lines += [f"  {k} = {_fmt(v)}" for k, v in outcome.best_params.items()]
     lines.append(f"best config: {outcome.best_config_file}")
     stopped = sum(r["stopped_early"] for r in outcome.leaderboard)
-    lines.append(f"trials: {len(outcome.leaderboard)} ({stopped} stopped early by ASHA); leaderboard: "
-                 f"{outcome.experiment_dir / (LEADERBOARD + '.md')}")
-    lines.append(f"plots: {outcome.experiment_dir / 'plots'}; Optuna study: {outcome.experiment_dir / 'optuna.db'}")
+    folder = outcome.experiment_dir
+    lines += [f"trials: {len(outcome.leaderboard)} ({stopped} stopped early by ASHA)",
+              f"leaderboard: {folder / (LEADERBOARD + '.md')}", f"plots: {folder / 'plots'}",
+              f"Optuna study: {folder / 'optuna.db'}"]
     lines += mlflow_lines(outcome.tracking_uri, outcome.experiment_id, outcome.parent_run_id, outcome.experiment_dir)
     if not outcome.finished:
         lines.append("the sweep was interrupted: continue it with `uwav sweep FILE` (or --resume)")

@@ -66,6 +66,9 @@ def ray_environment(local: bool) -> None:
     # Snapshot the (small) experiment state every 2 s instead of Tune's >= 10 s, so a killed driver
     # loses at most that much bookkeeping (a trial completed just before the kill is not resumed).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # Tune's newer output engine prints its start box and a TensorBoard hint whatever `verbose` says; the
+    # older one prints nothing at verbose=0, and uwav.sweep.console prints the table instead.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     auth = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
     if local and not any(os.environ.get(k) for k in auth):
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
