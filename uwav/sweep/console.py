@@ -52,12 +52,21 @@ class Column:
     log: bool  # sampled on a log scale: values shown in scientific notation
 
 
+# Usual short forms, tried before words are cut: offset_visual -> ofs_visual, not offse_visua.
+_SHORT_WORDS = {"offset": "ofs", "temperature": "temp", "threshold": "thr", "visual": "vis", "audio": "aud",
+                "weight": "wt", "epochs": "ep", "warmup": "wu", "dropout": "drop", "lambda": "lam"}
+
+
 def abbreviate(key: str, width: int) -> str:
     """A header of at most `width` characters for a dotted key: its last part, shortened word by word."""
     name = key.rsplit(".", 1)[-1]
     if len(name) <= width:
         return name
     words = [w for w in name.split("_") if w]
+    for i in range(len(words)):  # the usual short forms, first word first, until it fits
+        words[i] = _SHORT_WORDS.get(words[i], words[i])
+        if len("_".join(words)) <= width:
+            return "_".join(words)
     for keep in range(max(len(w) for w in words), 0, -1):
         short = "_".join(w[:keep] for w in words)
         if len(short) <= width:
@@ -131,7 +140,13 @@ def configure(mode: str | None = None, stream: TextIO | None = None, width: int 
 
 
 def library_logging(verbose: bool) -> None:
-    """Ray's, Optuna's and MLflow's INFO lines off (warnings stay) unless `verbose`."""
+    """Ray's, Optuna's and MLflow's INFO lines off (warnings stay) unless `verbose`. MLflow sets its
+    loggers' level from MLFLOW_LOGGING_LEVEL when it is imported (later, on the first tracking call);
+    Ray's from ray.init's logging_level (uwav.sweep.tuner.start_ray)."""
+    import os
+
+    if not verbose:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     level = logging.INFO if verbose else logging.WARNING
     for name in ("ray", "ray.tune", "ray.train", "mlflow", "alembic", "optuna"):
         logging.getLogger(name).setLevel(level)

@@ -76,20 +76,24 @@ def ray_environment(local: bool) -> None:
             os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def start_ray(address: str | None, num_cpus: int | None = None, data_bytes: int = 0) -> bool:
-    """Connect to `address` or start a private local instance; True when this call started Ray."""
+def start_ray(address: str | None, num_cpus: int | None = None, data_bytes: int = 0, verbose: bool = False) -> bool:
+    """Connect to `address` or start a private local instance; True when this call started Ray.
+    Ray's INFO lines ("Started a local Ray instance", ...) only when `verbose`."""
+    import logging
+
     ray_environment(local=address is None)
     import ray
 
     if ray.is_initialized():
         return False
+    level = logging.INFO if verbose else logging.WARNING
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=level)
     else:
         # The store holds the shared data once plus small checkpoints in flight.
         store = max(256 << 20, 2 * data_bytes + (128 << 20))
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-                 object_store_memory=store, log_to_driver=False)
+                 object_store_memory=store, log_to_driver=False, logging_level=level)
     return True
 
 
@@ -218,7 +222,7 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     if "test" in data.splits:
         raise UwavError("run_sweep was given data with the test split; sweeps load train and val only")
 
-    started = start_ray(address, num_cpus=num_cpus, data_bytes=data.nbytes())
+    started = start_ray(address, num_cpus=num_cpus, data_bytes=data.nbytes(), verbose=verbose >= 2)
     exp_dir.mkdir(parents=True, exist_ok=True)
     write_text(exp_dir / "sweep.yaml", spec.path.read_text())
     write_text(exp_dir / "base_config.yaml", dump_yaml(spec.base))
