@@ -44,6 +44,8 @@ def leaderboard(spec: SweepSpec, grid) -> list[dict]:
     status: complete (trained max_t epochs), stopped (ASHA stopped it early), error, or unfinished
     (the sweep was interrupted under it).
     """
+    from uwav.sweep.console import name_digits, short_name, trial_number
+
     # Trial objects carry Tune's status, which the Result wrappers drop.
     trials = grid._experiment_analysis.trials
     rows = []
@@ -60,6 +62,7 @@ def leaderboard(spec: SweepSpec, grid) -> list[dict]:
             status = "complete" if reached >= target else "stopped"
         rows.append({
             "trial_id": trial.trial_id,
+            "name": short_name(trial_number(trial), trial.trial_id, name_digits(spec.num_samples)),
             "params": params,
             "best_objective": m.get("best_objective"),
             "best_epoch": m.get("best_epoch"),
@@ -76,7 +79,7 @@ def write_leaderboard(exp_dir: Path, board: list[dict]) -> tuple[Path, ...]:
     keys = sorted({k for r in board for k in r["params"]})
     # Rows re-evaluated with extra seeds (the sweep file's finish:) come first, ranked by that mean.
     reeval = any("reeval" in r for r in board)
-    head = ["rank", "trial_id", "best_objective", *(["reeval_mean", "reeval_std"] if reeval else []),
+    head = ["rank", "trial", "trial_id", "best_objective", *(["reeval_mean", "reeval_std"] if reeval else []),
             "best_epoch", "epochs", "status", *keys]
     lines = []
     for i, r in enumerate(board, 1):
@@ -85,7 +88,7 @@ def write_leaderboard(exp_dir: Path, board: list[dict]) -> tuple[Path, ...]:
         if reeval:
             again = r.get("reeval") or {}
             cells = [_fmt2(again.get("mean")), _fmt2(again.get("std"))]
-        lines.append([i, r["trial_id"], _fmt2(obj), *cells, r["best_epoch"], r["epochs"],
+        lines.append([i, r.get("name", ""), r["trial_id"], _fmt2(obj), *cells, r["best_epoch"], r["epochs"],
                       r["status"], *[_fmt(r["params"].get(k)) for k in keys]])
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([head, *lines])
@@ -147,10 +150,13 @@ def mlflow_lines(tracking_uri: str, experiment_id: str, parent_run_id: str, fold
 
 
 def format_outcome(outcome: SweepOutcome, metric: str = "segment_type_at_av") -> str:
-    lines = [f"best trial {outcome.best_trial_id}: val {metric} {outcome.best_objective:.2f} (best-so-far)"]
+    top = outcome.leaderboard[0] if outcome.leaderboard else {}
+    best = top.get("name") if top.get("trial_id") == outcome.best_trial_id else None
+    best = best or outcome.best_trial_id
+    lines = [f"best trial {best}: val {metric} {outcome.best_objective:.2f} (best-so-far)"]
     again = outcome.leaderboard[0].get("reeval") if outcome.leaderboard else None
     if again:  # chosen on the mean over fresh seeds (finish: in the sweep file), not on the search's one seed
-        lines[0] = (f"best trial {outcome.best_trial_id}: val {metric} {again['mean']:.2f} ± {again['std'] or 0:.2f} "
+        lines[0] = (f"best trial {best}: val {metric} {again['mean']:.2f} ± {again['std'] or 0:.2f} "
                     f"over {len(again['seeds'])} fresh seeds {again['seeds']} (its search run: "
                     f"{outcome.best_objective:.2f})")
     if outcome.reused:

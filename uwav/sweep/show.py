@@ -54,7 +54,7 @@ def _records(exp_dir: Path, keys: list[str], num_samples: int, target) -> list:
     from ray.tune import ExperimentAnalysis
 
     try:
-        trials = ExperimentAnalysis(str(exp_dir)).trials
+        trials = ExperimentAnalysis(str(exp_dir.resolve())).trials  # a relative path is no URI to pyarrow
     except Exception:  # no experiment state written yet (the sweep has just started)
         return []
     return trial_records(trials, tuple(keys), target, console.name_digits(num_samples))
@@ -69,6 +69,7 @@ def describe_sweep(source: str | Path, rows: int = ROWS, width: int = console.WI
     board = json.loads(board_file.read_text()) if board_file.is_file() else None
     finished = board is not None and is_finished(board, num_samples)
     names = {r.trial_id: r.name for r in records}
+    names.update({r["trial_id"]: r["name"] for r in board or [] if r.get("name")})
     metric = meta.get("metric", "segment_type_at_av")
     if finished:
         table = [{"name": names.get(r["trial_id"], r["trial_id"]), "status": r["status"], "epochs": r["epochs"],
