@@ -11,7 +11,7 @@ Starts `mlflow ui` on 127.0.0.1 (a free port from 5000 up) for the sweep's store
   5-compare.png      the compare view of the top trials
   6-final.png        the final run of `uwav train --best` (when there is one)
   7-parent.png       the sweep's parent run (params, artifacts)
-  8-nesting.png      the plain runs page (no saved view): the parent with its trials and final runs
+  8-nesting.png      the plain runs page (no saved view): the sweep's parent, folded (MLflow folds child runs)
 Playwright's own browser download does not work here; the Debian package's /usr/bin/chromium is
 driven through `executable_path`.
 """
@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -86,28 +85,8 @@ def main() -> int:
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)  # the server and its gunicorn/uvicorn workers
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # a worker ignoring SIGTERM on a busy machine
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+            server.wait(timeout=30)
     return 0
-
-
-EXPAND = ("8-nesting",)  # pages where the parent row is unfolded to show its trial and final runs
-
-
-def expand_first_parent(page) -> None:
-    """Unfold the first parent row of the runs table (MLflow's expander button; skipped if not found)."""
-    for selector in ('[aria-label*="xpand"]', '[data-testid*="expand"]', 'button:has(svg) >> nth=0'):
-        target = page.locator(selector).first
-        try:
-            if target.count():
-                target.click(timeout=5000)
-                page.wait_for_timeout(4000)
-                return
-        except Exception:  # an MLflow version without that element: the folded table it is
-            continue
 
 
 def shoot(pages: list[tuple[str, str]], out: Path, width: int, height: int, settle: float) -> None:
@@ -126,8 +105,6 @@ def shoot(pages: list[tuple[str, str]], out: Path, width: int, height: int, sett
             # The UI renders after its API calls return (seconds on a busy 2-core machine); the runs page
             # polls for new runs, so "network idle" never comes there: a fixed wait instead.
             page.wait_for_timeout(int(settle * 1000))
-            if name in EXPAND:
-                expand_first_parent(page)
             path = out / f"{name}.png"
             page.screenshot(path=str(path), full_page=False)
             print(f"{path}  <- {page.url}")
