@@ -325,7 +325,9 @@ def test_sweep_again_reuses_the_finished_sweep_and_show_reads_it(finished):
     again = runner.invoke(main, ["sweep", str(spec.path)])
     assert again.exit_code == 0, again.output
     assert again.output.startswith(f"reusing the finished sweep in {outcome.experiment_dir}")
-    assert f"best trial {outcome.best_trial_id}" in again.output
+    best_name = outcome.leaderboard[0]["name"]
+    assert best_name.startswith("t0") and best_name.endswith(outcome.best_trial_id)
+    assert f"best trial {best_name}: val segment_type_at_av {outcome.best_objective:.2f}" in again.output
     assert len(tracking.child_runs(outcome.tracking_uri, outcome.parent_run_id)) == before
     assert client.get_run(outcome.parent_run_id).info.status == "FINISHED"
 
