@@ -526,6 +526,9 @@ def test_demo_flow_runs_twice_in_one_folder(ray_local, tiny_pipeline, tmp_path):
     for args, result in zip(steps, second, strict=True):
         assert result.exit_code == 0, (args, result.output, result.exception)
     assert second[0].output.startswith("logits reused")
+    table = [line for line in first[0].output.splitlines()
+             if line.split(" ")[0] in ("labels", "generator", "zero_shot")]
+    assert len(table) >= 3 and max(map(len, table)) <= 120  # the quality table: header + label sets x splits
     assert second[1].output.startswith(f"reusing the finished sweep in {spec.experiment_dir}")
     assert second[2].output.splitlines()[1].startswith(f"reusing the final results in {spec.experiment_dir / 'best'}")
     assert "rank 1" in second[2].output and "MLflow: " in second[2].output
