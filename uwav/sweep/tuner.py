@@ -3,7 +3,9 @@
 `run_sweep` loads train + val once on the driver (never test), shares them with every trial through the
 object store, runs the Tuner with the MLflow callback (uwav.sweep.tracker), and writes into the
 experiment folder (<storage>/<name>/): sweep.json (settings, MLflow location), best_config.yaml and the
-leaderboard (uwav.sweep.results). `uwav train --best` is uwav.sweep.finish.
+leaderboard (uwav.sweep.results), the Optuna study optuna.db (uwav.sweep.study) and plots/
+(uwav.sweep.plots). The console is uwav.sweep.console (Tune's own reporter is off).
+`uwav train --best` is uwav.sweep.finish.
 """
 
 from __future__ import annotations
