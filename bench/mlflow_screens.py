@@ -11,6 +11,7 @@ Starts `mlflow ui` on 127.0.0.1 (a free port from 5000 up) for the sweep's store
   5-compare.png      the compare view of the top trials
   6-final.png        the final run of `uwav train --best` (when there is one)
   7-parent.png       the sweep's parent run (params, artifacts)
+  8-nesting.png      the plain runs page (no saved view): the sweep's parent, folded (MLflow folds child runs)
 Playwright's own browser download does not work here; the Debian package's /usr/bin/chromium is
 driven through `executable_path`.
 """
@@ -56,9 +57,8 @@ def main() -> int:
     parent_run = client.get_run(parent)
     children = tracking.child_runs(uri, parent)
     trials = [r for r in children if r.data.tags.get("uwav.kind", "trial") == "trial"]
-    best_id = parent_run.data.tags.get("uwav.best_run_id") or parent_run.data.tags.get("best_trial_run_id")
-    objective = meta.get("objective_metric") or "objective"
-    trials.sort(key=lambda r: -r.data.metrics.get(objective, r.data.metrics.get("best_objective", -1e9)))
+    best_id = parent_run.data.tags.get(tracking.BEST_RUN_TAG)
+    trials.sort(key=lambda r: -r.data.metrics.get("best_objective", -1e9))
     best = next((r for r in trials if r.info.run_id == best_id), trials[0] if trials else None)
     finals = client.search_runs([exp_id], filter_string="tags.`uwav.kind` = 'final'", max_results=5)
 
@@ -80,6 +80,7 @@ def main() -> int:
         if finals:
             pages.append(("6-final", mlflow_ui.run_url(base, exp_id, finals[0].info.run_id)))
         pages.append(("7-parent", mlflow_ui.run_url(base, exp_id, parent)))
+        pages.append(("8-nesting", mlflow_ui.runs_url(base, exp_id)))
         shoot(pages, out, args.width, args.height, args.settle)
     finally:
         if server is not None:

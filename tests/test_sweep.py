@@ -30,6 +30,7 @@ from uwav.metrics import METRIC_NAMES
 from uwav.pseudo.run import write_thresholds
 from uwav.sweep.finish import finish_best
 from uwav.sweep.repair import named_checkpoints, repair_lost_checkpoints
+from uwav.sweep.results import format_outcome
 from uwav.sweep.spec import load_sweep
 from uwav.sweep.trainable import sweep_trial
 from uwav.sweep.tuner import run_sweep
@@ -75,15 +76,34 @@ def finished(ray_local, tmp_path_factory):
                         for s in ("val", "test")]}
     (pseudo / "quality.json").write_text(json.dumps(quality))
     write_thresholds(pseudo, fake.thresholds, "f1", "code", FakeLogits().get("generator_sha256"), "synthetic")
-    with pytest.MonkeyPatch.context() as mp:
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
         mp.setattr(dataset, "load_split", load_split)
         mp.setattr(dataset, "open_logits", lambda path: FakeLogits())
-        outcome = run_sweep(spec, verbose=0)
-    return spec, outcome, requested
+        outcome = run_sweep(spec, verbose=1)  # the console as `uwav sweep` prints it to a log file
+        print(format_outcome(outcome, spec.metric))
+    return spec, outcome, requested, out.getvalue()
+
+
+def test_console_fits_120_columns_without_per_result_boxes(finished):
+    spec, outcome, _, printed = finished
+    lines = printed.splitlines()
+    assert max(map(len, lines)) <= 120, max(lines, key=len)
+    assert not any(ch in printed for ch in "╭╰│┌└") and "Trial status" not in printed  # Tune's table and boxes
+    assert "INFO" not in printed and "tensorboard" not in printed.lower()
+    rows = [line for line in lines if line.startswith("t0")]
+    assert len(rows) == 6  # one line per finished trial
+    for row in outcome.leaderboard:
+        line = next(line for line in rows if row["trial_id"] in line.split()[0])
+        assert line.split()[1] == {"complete": "done", "stopped": "stop"}[row["status"]]
+        assert f"{row['best_objective']:.2f}" in line  # the best-so-far value the leaderboard ranks by
+    head = next(line for line in lines if line.startswith("trial "))
+    assert head.split()[:4] == ["trial", "stat", "epoch", "best"] and "offset_audio" in head
+    assert "runs page: http://127.0.0.1:5000/#/experiments/" in printed and "/runs?" in printed
 
 
 def test_sweep_end_to_end_with_optuna_and_asha(finished):
-    spec, outcome, _ = finished
+    spec, outcome, _, _ = finished
     board = outcome.leaderboard
     assert len(board) == 6 and outcome.finished
     assert {r["status"] for r in board} <= {"complete", "stopped"}
@@ -101,7 +121,7 @@ def test_sweep_end_to_end_with_optuna_and_asha(finished):
 
 
 def test_sweep_never_reads_the_test_split(finished, tmp_path):
-    _, _, requested = finished
+    _, _, requested, _ = finished
     assert sorted(requested) == ["train", "val"]
     with pytest.raises(UwavError, match="test split"):
         sweep_trial({}, data=tiny_data(include_test=True), base={})
@@ -111,7 +131,7 @@ def test_sweep_never_reads_the_test_split(finished, tmp_path):
 
 
 def test_mlflow_parent_and_child_runs(finished):
-    spec, outcome, _ = finished
+    spec, outcome, _, _ = finished
     client = tracking.client(outcome.tracking_uri)
     parent = client.get_run(outcome.parent_run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["best_trial_id"] == outcome.best_trial_id
@@ -130,20 +150,55 @@ def test_mlflow_parent_and_child_runs(finished):
         assert child.info.status == "FINISHED"
         assert child.data.tags["stopped_early"] == ("true" if row["status"] == "stopped" else "false")
         assert child.data.tags["uwav.precision"] == "fp32"  # train.precision as the trial resolved it
-        params = child.data.params
-        assert params == {k: str(v) for k, v in flat_dict(spec.trial_config(row["params"])).items()}
+        # the searched values under their sweep keys and the derived facts, nothing else
+        facts = {"epochs_trained": str(row["epochs"]), "best_epoch": str(row["best_epoch"]),
+                 "stopped_early": "true" if row["status"] == "stopped" else "false"}
+        assert child.data.params == {**{k: str(v) for k, v in row["params"].items()}, **facts}
+        assert child.info.run_name.startswith("t0") and child.info.run_name.endswith(row["trial_id"])
         history = client.get_metric_history(child.info.run_id, "val_segment_type_at_av")
         assert [m.step for m in history] == list(range(1, row["epochs"] + 1))
         best = client.get_metric_history(child.info.run_id, "best_objective")
         assert best[-1].value == pytest.approx(row["best_objective"])
         assert len(client.get_metric_history(child.info.run_id, "pseudo_val_segment_type_at_av")) == 1
-        assert {"loss_total", "val_event_type_at_av", "final_objective", "lr"} <= set(child.data.metrics)
+        assert {"loss_total", "val_event_type_at_av", "lr"} <= set(child.data.metrics)
+        assert not {"objective", "final_objective", "epoch"} & set(child.data.metrics)
+        assert (child.data.tags.get(tracking.BEST_TAG) == "true") == (row["trial_id"] == outcome.best_trial_id)
+    # the constants once, on the parent: every base-config key that is not searched
+    constants = {k: str(v) for k, v in flat_dict(spec.base).items() if k not in spec.keys}
+    assert {k: parent.data.params[k] for k in constants} == constants
+    assert not set(spec.keys) & set(parent.data.params)
+    best_run = next(c for c in children if c.data.tags[tracking.TRIAL_TAG] == outcome.best_trial_id)
+    assert parent.data.tags[tracking.BEST_RUN_TAG] == best_run.info.run_id
+    assert "base_config.yaml" in artifacts
+
+
+def test_plots_and_the_persisted_optuna_study(finished):
+    import optuna
+
+    spec, outcome, _, _ = finished
+    client = tracking.client(outcome.tracking_uri)
+    logged = {a.path for a in client.list_artifacts(outcome.parent_run_id, "plots")}
+    assert logged == {f"plots/{name}" for name in ("optimisation_history.png", "param_importance.png",
+                                                    "parallel_coordinates.png", "learning_curves.png")}
+    for name in logged:
+        assert (outcome.experiment_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    study = optuna.load_study(study_name=spec.name,
+                              storage=f"sqlite:///{(outcome.experiment_dir / 'optuna.db').resolve()}")
+    board = {r["trial_id"]: r for r in outcome.leaderboard}
+    trials = {t.user_attrs["tune_trial_id"]: t for t in study.trials}
+    assert set(trials) == set(board)
+    for tid, t in trials.items():
+        assert t.state == optuna.trial.TrialState.COMPLETE and t.params == pytest.approx(board[tid]["params"])
+        assert t.value == pytest.approx(board[tid]["best_objective"])
+        assert t.user_attrs["stopped_early"] == (board[tid]["status"] == "stopped")
+        assert sorted(t.intermediate_values) == list(range(1, board[tid]["epochs"] + 1))
+    assert study.best_value == pytest.approx(outcome.best_objective)
 
 
 def test_best_fresh_seeds_paired_with_a_reference_and_provenance(finished, tmp_path):
     """Issue 14 on the tiny sweep: fresh seeds, the reference on the same seeds, the paired statistics by
     hand, provenance in every results file and on every MLflow run."""
-    spec, outcome, _ = finished
+    spec, outcome, _, _ = finished
     ref = yaml.safe_load((spec.path.parent / "base.yaml").read_text())
     ref["loss"] = {"W": 1.7}  # a configuration no trial ran, so the reference is trained beside the winner
     (tmp_path / "ref.yaml").write_text(yaml.safe_dump(ref))
@@ -252,14 +307,44 @@ def test_finish_section_reevaluates_the_top_trials_on_fresh_seeds(ray_local, tmp
 
 
 def test_cli_errors_are_one_line(finished, tmp_path):
-    spec, _, _ = finished
+    spec, _, _, _ = finished
     runner = CliRunner()
     for args in (["sweep", str(tmp_path / "missing.yaml")], ["train", "--best", str(tmp_path / "nowhere")],
-                 ["sweep", str(spec.path)], ["train", "cfg.yaml", "--best", str(spec.path)]):
+                 ["train", "cfg.yaml", "--best", str(spec.path)], ["sweep", "show", str(tmp_path)],
+                 ["sweep", "show", str(tmp_path / "missing.yaml")], ["ui", str(tmp_path)]):
         result = runner.invoke(main, args)
         assert result.exit_code == 2, (args, result.output)
         assert result.output.count("\n") == 1 and result.output.startswith("error: ")
-    assert "--resume" in runner.invoke(main, ["sweep", str(spec.path)]).output
+
+
+def test_sweep_again_reuses_the_finished_sweep_and_show_reads_it(finished):
+    spec, outcome, _, _ = finished
+    runner = CliRunner()
+    client = tracking.client(outcome.tracking_uri)
+    before = len(tracking.child_runs(outcome.tracking_uri, outcome.parent_run_id))
+    again = runner.invoke(main, ["sweep", str(spec.path)])
+    assert again.exit_code == 0, again.output
+    assert again.output.startswith(f"reusing the finished sweep in {outcome.experiment_dir}")
+    best_name = outcome.leaderboard[0]["name"]
+    assert best_name.startswith("t0") and best_name.endswith(outcome.best_trial_id)
+    assert f"best trial {best_name}: val segment_type_at_av {outcome.best_objective:.2f}" in again.output
+    assert len(tracking.child_runs(outcome.tracking_uri, outcome.parent_run_id)) == before
+    assert client.get_run(outcome.parent_run_id).info.status == "FINISHED"
+
+    shown = runner.invoke(main, ["sweep", "show", str(outcome.experiment_dir)])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert max(map(len, lines)) <= 120
+    assert lines[0].endswith(": finished")
+    counts = {s: sum(r["status"] == s for r in outcome.leaderboard) for s in ("complete", "stopped")}
+    assert lines[1] == (f"trials: 6 of 6 started; {counts['complete']} complete, {counts['stopped']} stopped early "
+                        f"by ASHA, 0 errors, 0 unfinished, 0 pending")
+    ranked = [line.split()[1] for line in lines if line[:4].strip().isdigit()]
+    assert [name.split("-", 1)[1] for name in ranked] == [r["trial_id"] for r in outcome.leaderboard]
+    assert f"best configuration ({ranked[0]}, val segment_type_at_av {outcome.best_objective:.2f}):" in lines
+    assert any(line.startswith("  runs page: http://127.0.0.1:5000/#/experiments/") for line in lines)
+    # the sweep file shows the same
+    assert runner.invoke(main, ["sweep", "show", str(spec.path)]).output == shown.output
 
 
 _DRIVER = """
@@ -306,7 +391,7 @@ def test_resume_after_the_driver_is_killed(ray_local, tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
         proc.wait()
     client = tracking.client(spec.tracking_uri)
-    steps_before = {t: len(client.get_metric_history(r.info.run_id, "epoch")) for t, r in before.items()}
+    steps_before = {t: len(client.get_metric_history(r.info.run_id, "best_objective")) for t, r in before.items()}
     # Ray's checkpoint/state race (uwav/sweep/repair.py), made to happen to every unfinished trial with a
     # checkpoint: the one the saved state names is gone and only a newer one is on disk.
     for folder, named in named_checkpoints(spec.experiment_dir).items():
@@ -327,7 +412,7 @@ def test_resume_after_the_driver_is_killed(ray_local, tmp_path):
     for tid, run in before.items():  # finished trials were not run again
         again = client.get_run(run.info.run_id)
         assert again.info.end_time == run.info.end_time
-        assert len(client.get_metric_history(run.info.run_id, "epoch")) == steps_before[tid]
+        assert len(client.get_metric_history(run.info.run_id, "best_objective")) == steps_before[tid]
     parents = client.search_runs([children[0].info.experiment_id], filter_string="tags.`uwav.kind` = 'sweep'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
 
@@ -404,7 +489,7 @@ def test_trial_restarts_from_its_checkpoint_after_the_worker_dies(ray_local, tmp
 
 
 def test_resume_refuses_a_changed_sweep_file(finished):
-    spec, _, _ = finished
+    spec, _, _, _ = finished
     original = spec.path.read_text()
     try:
         spec.path.write_text(original.replace("num_samples: 6", "num_samples: 7"))
@@ -412,3 +497,41 @@ def test_resume_refuses_a_changed_sweep_file(finished):
             run_sweep(load_sweep(spec.path), resume=True, data=tiny_data(False))
     finally:
         spec.path.write_text(original)
+
+
+def test_demo_flow_runs_twice_in_one_folder(ray_local, tiny_pipeline, tmp_path):
+    """`make demo`'s steps after pretraining (pseudo, sweep, train --best) on the tiny pipeline, twice: the
+    second run reuses the logits, the finished sweep and the final results, says so, and exits 0."""
+    sweep_file = tmp_path / "demo.yaml"
+    sweep_file.write_text(yaml.safe_dump({
+        "name": "demo-twice", "base": str(tiny_pipeline),
+        "overrides": {"train": {"epochs": 2, "warmup_epochs": 1}},
+        "space": {"loss.W": {"type": "loguniform", "low": 0.1, "high": 2.0}},
+        "points_to_evaluate": [{"loss.W": 0.5}],
+        "scheduler": {"type": "fifo"}, "resources": {"cpu": 1},
+        "trials": {"num_samples": 2, "max_concurrent": 2}, "storage": {"path": str(tmp_path / "sweeps")},
+        "finish": {"reference": "paper"},
+    }))
+    steps = (["pseudo", str(tiny_pipeline)], ["sweep", str(sweep_file)],
+             ["train", "--best", str(sweep_file), "--seeds", "1"])
+    runner = CliRunner()
+    first = [runner.invoke(main, args) for args in steps]
+    for args, result in zip(steps, first, strict=True):
+        assert result.exit_code == 0, (args, result.output, result.exception)
+    spec = load_sweep(sweep_file)
+    runs_before = len(tracking.child_runs(spec.tracking_uri, json.loads(
+        (spec.experiment_dir / "sweep.json").read_text())["parent_run_id"]))
+    results_before = (spec.experiment_dir / "best" / "results.json").read_text()
+    second = [runner.invoke(main, args) for args in steps]
+    for args, result in zip(steps, second, strict=True):
+        assert result.exit_code == 0, (args, result.output, result.exception)
+    assert second[0].output.startswith("logits reused")
+    table = [line for line in first[0].output.splitlines()
+             if line.split(" ")[0] in ("labels", "generator", "zero_shot")]
+    assert len(table) >= 3 and max(map(len, table)) <= 120  # the quality table: header + label sets x splits
+    assert second[1].output.startswith(f"reusing the finished sweep in {spec.experiment_dir}")
+    assert second[2].output.splitlines()[1].startswith(f"reusing the final results in {spec.experiment_dir / 'best'}")
+    assert "rank 1" in second[2].output and "MLflow: " in second[2].output
+    assert (spec.experiment_dir / "best" / "results.json").read_text() == results_before
+    meta = json.loads((spec.experiment_dir / "sweep.json").read_text())
+    assert len(tracking.child_runs(spec.tracking_uri, meta["parent_run_id"])) == runs_before  # nothing logged twice

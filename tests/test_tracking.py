@@ -21,6 +21,7 @@ class Trial:  # the attributes of ray.tune.experiment.Trial the callback reads
     last_result: dict = field(default_factory=dict)
     num_failures: int = 0
     error_file: str | None = None
+    experiment_tag: str = "7_loss_W=0.3"
 
     def __str__(self):
         return f"sweep_trial_{self.trial_id}"
@@ -28,7 +29,8 @@ class Trial:  # the attributes of ray.tune.experiment.Trial the callback reads
 
 def result(epoch: int, value: float) -> dict:
     return {"epoch": epoch, "val_segment_type_at_av": value, "loss_total": 1.0 / epoch, "objective": value,
-            "best_objective": value, "time_this_iter_s": 0.1, "trial_id": "ignored", "config": {"x": 1}}
+            "best_objective": value, "best_epoch": epoch, "time_this_iter_s": 0.1, "trial_id": "ignored",
+            "config": {"x": 1}}
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +65,19 @@ def test_child_runs_params_steps_and_statuses(sweep):
     assert {k: r.info.status for k, r in runs.items()} == {"a": "FINISHED", "b": "FINISHED", "c": "FAILED"}
     assert runs["a"].data.tags["stopped_early"] == "false" and runs["b"].data.tags["stopped_early"] == "true"
     assert runs["a"].data.tags[tracking.PARENT_TAG] == parent
-    assert runs["a"].data.params["loss.W"] == "0.3" and runs["a"].data.params["parser.d_model"] == "16"
+    # only what differs between trials: the searched value under its sweep key and the derived facts
+    assert runs["a"].data.params == {"loss.W": "0.3", "epochs_trained": "4", "best_epoch": "4",
+                                     "stopped_early": "false"}
+    assert runs["b"].data.params == {"loss.W": "1.5", "epochs_trained": "1", "best_epoch": "1",
+                                     "stopped_early": "true"}
+    assert runs["c"].data.params == {"loss.W": "1.0", "epochs_trained": "0"}
+    assert runs["a"].info.run_name == "t07-a"  # the trial counter first, then Tune's id
     assert runs["a"].data.tags["uwav.searched"] == "loss.W"
     history = client.get_metric_history(runs["a"].info.run_id, "val_segment_type_at_av")
     assert [(m.step, m.value) for m in history] == [(1, 10.0), (2, 20.0), (3, 30.0), (4, 40.0)]
-    assert runs["a"].data.metrics["final_objective"] == 40.0
+    # the objective under one name: best_objective; `objective` (= val_<metric>), `epoch` are not repeated
+    assert runs["a"].data.metrics["best_objective"] == 40.0
+    assert not {"objective", "final_objective", "epoch", "best_epoch"} & set(runs["a"].data.metrics)
     assert [m.step for m in client.get_metric_history(runs["a"].info.run_id, "pseudo_val_segment_type_at_av")] == [0]
     # Tune's bookkeeping is not logged as metrics
     assert "time_this_iter_s" not in runs["a"].data.metrics and "trial_id" not in runs["a"].data.metrics
@@ -89,6 +99,19 @@ def test_restored_callback_reuses_runs_and_skips_logged_steps(sweep):
     (run,) = tracking.child_runs(uri, parent)
     steps = [m.step for m in tracking.client(uri).get_metric_history(run.info.run_id, "val_segment_type_at_av")]
     assert steps == [1, 2, 3] and run.info.status == "FINISHED"
+
+
+def test_best_trial_is_tagged_and_linked_from_the_parent(sweep):
+    uri, _, parent, cb = sweep
+    for tid in ("a", "b"):
+        cb.on_trial_start(0, [], Trial(tid, {"loss.W": 0.3}))
+    runs = {r.data.tags[tracking.TRIAL_TAG]: r.info.run_id for r in tracking.child_runs(uri, parent)}
+    assert tracking.mark_best(uri, parent, "a") == runs["a"]
+    assert tracking.mark_best(uri, parent, "b") == runs["b"]  # a resumed sweep may rank another one first
+    client = tracking.client(uri)
+    assert client.get_run(parent).data.tags[tracking.BEST_RUN_TAG] == runs["b"]
+    assert client.get_run(runs["b"]).data.tags[tracking.BEST_TAG] == "true"
+    assert tracking.BEST_TAG not in client.get_run(runs["a"]).data.tags
 
 
 def test_interrupted_sweep_closes_runs_and_resume_reopens_the_parent(sweep, tmp_path):

@@ -200,7 +200,7 @@ def pseudo(config_file, force, sets) -> None:
 
     from uwav.config import load_config
     from uwav.io import check_output_dir
-    from uwav.metrics import METRIC_NAMES
+    from uwav.metrics import METRIC_NAMES, SHORT_TITLES
     from uwav.pseudo.run import run_pseudo
 
     config = load_config(config_file, _overrides(sets))
@@ -209,10 +209,12 @@ def pseudo(config_file, force, sets) -> None:
     click.echo(("logits recomputed" if report["regenerated_logits"] else "logits reused (cache matches the "
                 "generator checkpoint)") + f": {config.logits_file}")
     names = ("accuracy", *METRIC_NAMES) if config.dataset == "ave" else METRIC_NAMES
-    header = f"{'labels':<10} {'split':<6} " + " ".join(f"{n:>9}" for n in names)
+    # Short titles so the table fits 120 columns; the legend names them in full (README: metric glossary).
+    header = f"{'labels':<10} {'split':<6} " + " ".join(f"{SHORT_TITLES[n]:>8}" for n in names)
     click.echo(header)
     for row in report["rows"]:
-        click.echo(f"{row['labels']:<10} {row['split']:<6} " + " ".join(f"{row[n]:9.2f}" for n in names))
+        click.echo(f"{row['labels']:<10} {row['split']:<6} " + " ".join(f"{row[n]:8.2f}" for n in names))
+    click.echo("Seg/Ev = Segment/Event level; A, V, AV, Type, Event = Audio, Visual, AV, Type@AV, Event@AV (percent)")
     if config.dataset == "ave":
         click.echo(f"AVE class order: {config.ave_class_order}; θ fit: {config.pseudo.threshold_fit}")
     inf = report["infinite_thresholds"]
@@ -265,7 +267,7 @@ def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, reference
 
         report = finish_best(best_of, seeds=seeds, top_k=top_k, reference=reference, echo=click.echo)
         click.echo(f"files: {', '.join(report['files'])}")
-        click.echo(f"MLflow: {report['tracking_uri']}")
+        click.echo(_final_run_link(best_of, report))
         click.echo("")
         click.echo(report["text"])  # last: the paired table is what the command is for
         return
@@ -284,6 +286,20 @@ def train(config_file, evaluate_test, resume, run_dir, best_of, seeds, reference
     summary = run_training(config, data, out, evaluate_test, resume, resume_state=state)
     click.echo(format_summary(summary))
     click.echo(f"files: {out}")
+
+
+def _final_run_link(sweep_source: str, report: dict) -> str:
+    """Where the final runs are in MLflow: the store and the summary run's page (nested under the sweep)."""
+    from uwav import mlflow_ui
+    from uwav.sweep.results import sweep_dir_of
+
+    _, meta = sweep_dir_of(sweep_source)
+    uri, summary = report["tracking_uri"], (report.get("mlflow") or {}).get("summary_run_id")
+    if not summary or not meta.get("experiment_id"):
+        return f"MLflow: {uri}"
+    link = mlflow_ui.run_url(mlflow_ui.ui_base(uri), str(meta["experiment_id"]), summary)
+    return f"MLflow: {uri}; final run (under the sweep's parent): {link}" + (
+        "" if uri.startswith(("http://", "https://")) else f" (after `uwav ui {sweep_source}`)")
 
 
 # ---- uwav data synth / check (uwav.data.synthetic, uwav.data.check) ---------------------------
@@ -385,23 +401,44 @@ def check(root, layout, dataset, annotations) -> None:
     click.echo("ok: no problems")
 
 
-# ---- sweep (uwav.sweep) -------------------------------------------------------------------------
+# ---- sweep, sweep show, ui (uwav.sweep, uwav.mlflow_ui) -------------------------------------
 
 
-@main.command()
+class _DefaultCommandGroup(click.Group):
+    """A group whose first argument may be a file instead of a command name: `uwav sweep FILE ...` means
+    `uwav sweep run FILE ...`, while `uwav sweep show X` is the show command."""
+
+    default = "run"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [self.default, *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_DefaultCommandGroup)
+def sweep() -> None:
+    """Search a sweep file's space (`uwav sweep FILE`, i.e. `uwav sweep run FILE`) or look at a sweep
+    (`uwav sweep show FILE_OR_FOLDER`). `uwav sweep run --help` lists the run options."""
+
+
+@sweep.command("run")
 @click.argument("sweep_file", type=str)
 @click.option("--address", type=str, default=None,
               help="Ray cluster to run on (e.g. auto, or ray://head:10001); default: a private local Ray.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted sweep: finished trials are kept, unfinished and errored ones "
-                   "continue from their last checkpoint, MLflow runs are reused.")
-@click.option("--quiet", is_flag=True, help="No Tune progress table.")
+                   "continue from their last checkpoint, MLflow runs are reused. Without it an interrupted "
+                   "sweep is continued too, and a finished one is reused (nothing runs).")
+@click.option("--quiet", is_flag=True, help="One line per finished trial, no live table.")
+@click.option("--verbose", is_flag=True, help="Also Ray's, Optuna's and MLflow's INFO lines.")
 @user_errors
-def sweep(sweep_file, address, resume, quiet) -> None:
+def sweep_run(sweep_file, address, resume, quiet, verbose) -> None:
     """Search the sweep file's space with Optuna (TPE) inside Ray Tune, early-stop with ASHA, track in MLflow.
 
-    Selects on val only (the test split is never loaded). Writes best_config.yaml and the leaderboard to
-    <storage>/<name>/; finish with `uwav train --best SWEEP_FILE`.
+    Selects on val only (the test split is never loaded). Writes best_config.yaml, the leaderboard, the
+    Optuna study (optuna.db) and plots/ to <storage>/<name>/; finish with `uwav train --best SWEEP_FILE`.
+    Run again, it reuses a finished sweep and continues an interrupted one.
     """
     from uwav.sweep.spec import check_sweep_outputs, load_sweep
 
@@ -410,8 +447,65 @@ def sweep(sweep_file, address, resume, quiet) -> None:
     from uwav.sweep.results import format_outcome  # Ray comes with these: a refused file does not wait for it
     from uwav.sweep.tuner import run_sweep
 
-    outcome = run_sweep(spec, address=address, resume=resume, verbose=0 if quiet else 1)
+    outcome = run_sweep(spec, address=address, resume=resume, verbose=2 if verbose else 1, quiet=quiet)
     click.echo(format_outcome(outcome, spec.metric))
+
+
+@sweep.command("show")
+@click.argument("source", type=str, metavar="FILE_OR_FOLDER")
+@click.option("--rows", type=click.IntRange(min=1), default=10, show_default=True, help="Leaderboard rows.")
+@user_errors
+def sweep_show(source, rows) -> None:
+    """Trial counts, leaderboard, best configuration and the MLflow runs-page link of a finished or running
+    sweep (its sweep file or its folder), read from its files: nothing runs."""
+    from uwav.sweep.show import describe_sweep
+
+    click.echo(describe_sweep(source, rows=rows))
+
+
+@main.command("ui")
+@click.argument("source", type=str, metavar="SWEEP_FILE_OR_FOLDER")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True,
+              help="First port to try on 127.0.0.1 (the next free one is used).")
+@user_errors
+def ui_cmd(source, port) -> None:
+    """Start `mlflow ui` on 127.0.0.1 for a sweep's tracking store and print the direct runs-page link
+    (MLflow 3.x would open the experiment on its GenAI pages). Ctrl-C stops it."""
+    import json
+    import os
+    import signal
+
+    from uwav import mlflow_ui
+    from uwav.sweep.results import META_FILE
+    from uwav.sweep.show import experiment_folder
+
+    exp_dir = experiment_folder(source)
+    meta = json.loads((exp_dir / META_FILE).read_text())
+    uri, exp_id = meta["tracking_uri"], str(meta.get("experiment_id", ""))
+    if uri.startswith(("http://", "https://")):
+        click.echo(f"the sweep tracks to the server {uri}; its runs page: {mlflow_ui.runs_url(uri, exp_id, view=True)}")
+        return
+    try:
+        port = mlflow_ui.free_port(port)
+    except OSError as err:
+        raise UwavError(f"--port {port}: {err}") from None
+    base = mlflow_ui.ui_base(uri, port)
+    server = mlflow_ui.start_ui(uri, port, quiet=False)
+    try:
+        click.echo(f"starting mlflow ui for {uri} on {base} ...")
+        if not mlflow_ui.wait_until_up(base, 120, server):
+            raise UwavError(f"mlflow ui for {uri} did not come up on {base} (its output is above)")
+        click.echo(f"runs page: {mlflow_ui.runs_url(base, exp_id, view=True)}")
+        if meta.get("parent_run_id"):
+            click.echo(f"sweep parent run: {mlflow_ui.run_url(base, exp_id, meta['parent_run_id'])}")
+        click.echo("Ctrl-C stops the server")
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)  # the server and its workers
+            server.wait(timeout=30)
 
 
 # ---- raw video: extract / parse (uwav.extract, uwav.parse) -------------------------------------

@@ -20,6 +20,11 @@ COLUMNS = (("audio", "Audio"), ("visual", "Visual"), ("audio_visual", "AV"), ("t
 METRIC_NAMES: tuple[str, ...] = tuple(f"{level}_{column}" for level, _ in LEVELS for column, _ in COLUMNS)
 TITLES: dict[str, str] = {f"{level}_{column}": f"{lt} {ct}" for level, lt in LEVELS for column, ct in COLUMNS}
 TITLES.update(accuracy="Segment accuracy (AVE)")
+# At most 8 characters, for tables that must fit 120 columns (`uwav pseudo`): "Seg Type" = Segment Type@AV.
+SHORT_TITLES: dict[str, str] = {f"{level}_{column}": f"{short_level} {short}"
+                                for (level, _), short_level in zip(LEVELS, ("Seg", "Ev"), strict=True)
+                                for (column, _), short in zip(COLUMNS, ("A", "V", "AV", "Type", "Event"), strict=True)}
+SHORT_TITLES.update(accuracy="Acc")
 # The val metric that selects checkpoints and drives sweeps, per dataset: LLP's Segment Type@AV, AVE's
 # segment accuracy (evaluation.md §12).
 OBJECTIVES = {"llp": "segment_type_at_av", "ave": "accuracy"}

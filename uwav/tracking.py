@@ -1,17 +1,20 @@
 """Everything MLflow, in one place: the sweep's parent run, one child run per trial, the final run.
 
 Layout in the MLflow UI (experiment `uwav-<sweep name>` unless the sweep file names one):
-  parent run `<sweep name>`: the sweep settings as params (space.loss.W = "loguniform[0.1, 2.0]", ...),
-      the generator's pseudo-label quality (non-test rows of quality.json), and at the end
-      best_config.yaml, leaderboard.csv / leaderboard.md, best_objective, tag best_trial_id.
-  child runs, one per Tune trial (tag mlflow.parentRunId, uwav.trial_id): the trial's full flat config
-      as params (searched keys under their dotted names, listed in tag uwav.searched), the trial's
-      pseudo-label quality once (pseudo_val_*), per-epoch val_* / loss_* / lr / objective /
-      best_objective as step metrics (step = epoch), final_objective at the end; status FINISHED,
-      FAILED, or KILLED (sweep interrupted); ASHA-stopped trials are FINISHED with tag
-      stopped_early=true.
-  final runs from `uwav train --best` (tag uwav.kind=final): per-seed test metrics as steps and
-      their mean / std.
+  parent run `<sweep name>`: the sweep settings as params (space.loss.W = "loguniform[0.1, 2.0]", ...)
+      and the base config's constant values (every key that is not searched, flat: train.epochs, ...;
+      also as base_config.yaml), the generator's pseudo-label quality (non-test rows of quality.json),
+      and at the end best_config.yaml, leaderboard.csv / leaderboard.md, plots/*.png, best_objective,
+      tags best_trial_id (Tune's id) and uwav.best_run_id (the best child's run id).
+  child runs, one per Tune trial, named `t07-41beeb6f` (trial counter, then Tune's id; tags
+      mlflow.parentRunId, uwav.trial_id): params = the searched values under their sweep keys plus the
+      derived facts epochs_trained, best_epoch, stopped_early (at the end); the trial's pseudo-label
+      quality once (pseudo_val_*); per-epoch val_* / loss_* / lr / epoch_seconds and best_objective (the
+      best-so-far val score of the sweep's metric, the one objective name) as step metrics (step =
+      epoch); status FINISHED, FAILED, or KILLED (sweep interrupted); ASHA-stopped trials are FINISHED
+      with stopped_early=true (param and tag); the best trial has tag uwav.best_trial=true.
+  final runs from `uwav train --best` (tag uwav.kind=final): a summary run under the parent with
+      mean / std as plain metrics, one child per configuration and seed (log_final_report).
 
 Logging happens on the driver through a Tune callback (uwav.sweep.tracker): trials never talk to MLflow,
 so a cluster only needs the tracking server reachable from the head node. On `--resume` child runs are
@@ -29,9 +32,11 @@ from typing import Any
 TRIAL_TAG = "uwav.trial_id"
 SWEEP_TAG = "uwav.sweep_dir"
 PARENT_TAG = "mlflow.parentRunId"
+BEST_TAG = "uwav.best_trial"
+BEST_RUN_TAG = "uwav.best_run_id"
 # Result keys that become step metrics; Tune's own bookkeeping (time_this_iter_s, ...) is left out.
 METRIC_PREFIXES = ("val_", "loss_", "pseudo_")
-METRIC_KEYS = ("objective", "best_objective", "best_epoch", "lr", "epoch_seconds")
+METRIC_KEYS = ("best_objective", "lr", "epoch_seconds")
 
 
 def client(tracking_uri: str):
@@ -138,8 +143,13 @@ def start_sweep(tracking_uri: str, experiment: str, sweep_dir: Path, name: str, 
 
 
 def finish_sweep(tracking_uri: str, parent_run_id: str, status: str, metrics: dict[str, float] | None = None,
-                 tags: dict[str, str] | None = None, files: tuple[Path, ...] = ()) -> None:
+                 tags: dict[str, str] | None = None, files: tuple[Path, ...] = (),
+                 plots: tuple[Path, ...] = ()) -> None:
+    """Close the parent: metrics, tags, `files` as artifacts (`plots` under plots/), open children KILLED."""
     c = client(tracking_uri)
+    for f in plots:
+        if f.is_file():
+            c.log_artifact(parent_run_id, str(f), artifact_path="plots")
     if metrics:
         log_metrics(c, parent_run_id, metrics)
     for k, v in (tags or {}).items():
@@ -149,6 +159,22 @@ def finish_sweep(tracking_uri: str, parent_run_id: str, status: str, metrics: di
             c.log_artifact(parent_run_id, str(f))
     close_children(tracking_uri, parent_run_id, "KILLED")
     c.set_terminated(parent_run_id, status)
+
+
+def mark_best(tracking_uri: str, parent_run_id: str, trial_id: str) -> str | None:
+    """Tag the best trial's child run (uwav.best_trial=true, the tag removed from any earlier best) and
+    link it from the parent (uwav.best_run_id); returns its run id (None when it has no run)."""
+    c = client(tracking_uri)
+    best = None
+    for run in child_runs(tracking_uri, parent_run_id):
+        if run.data.tags.get(TRIAL_TAG) == trial_id:
+            best = run.info.run_id
+            c.set_tag(best, BEST_TAG, "true")
+        elif BEST_TAG in run.data.tags:
+            c.delete_tag(run.info.run_id, BEST_TAG)
+    if best is not None:
+        c.set_tag(parent_run_id, BEST_RUN_TAG, best)
+    return best
 
 
 def close_children(tracking_uri: str, parent_run_id: str, status: str = "KILLED") -> int:

@@ -16,7 +16,8 @@ Modes (`configure`):
          small block at the bottom that is redrawn in place at most once a second;
   log    output is not a terminal (a log file, a test): one line per finished trial and a one-line
          status at most once a minute;
-  quiet  one line per finished trial, nothing else.
+  quiet  one line per finished trial, nothing else;
+  off    nothing (library use and tests: `run_sweep(verbose=0)`).
 
 The callback is pickled into Tune's experiment state and `Tuner.restore` brings back that copy, so the
 mode and the stream are not part of its state: they are read from `configure` of the current process.
@@ -35,7 +36,7 @@ from typing import Any, TextIO
 from ray.tune import Callback
 
 WIDTH = 120
-MODES = ("live", "log", "quiet")
+MODES = ("live", "log", "quiet", "off")
 _REDRAW_S = 1.0
 _STATUS_S = 60.0
 _STATUS_WORDS = {"RUNNING": "run", "PENDING": "pend", "PAUSED": "paus", "ERROR": "ERR"}
@@ -51,12 +52,21 @@ class Column:
     log: bool  # sampled on a log scale: values shown in scientific notation
 
 
+# Usual short forms, tried before words are cut: offset_visual -> ofs_visual, not offse_visua.
+_SHORT_WORDS = {"offset": "ofs", "temperature": "temp", "threshold": "thr", "visual": "vis", "audio": "aud",
+                "weight": "wt", "epochs": "ep", "warmup": "wu", "dropout": "drop", "lambda": "lam"}
+
+
 def abbreviate(key: str, width: int) -> str:
     """A header of at most `width` characters for a dotted key: its last part, shortened word by word."""
     name = key.rsplit(".", 1)[-1]
     if len(name) <= width:
         return name
     words = [w for w in name.split("_") if w]
+    for i in range(len(words)):  # the usual short forms, first word first, until it fits
+        words[i] = _SHORT_WORDS.get(words[i], words[i])
+        if len("_".join(words)) <= width:
+            return "_".join(words)
     for keep in range(max(len(w) for w in words), 0, -1):
         short = "_".join(w[:keep] for w in words)
         if len(short) <= width:
@@ -130,7 +140,13 @@ def configure(mode: str | None = None, stream: TextIO | None = None, width: int 
 
 
 def library_logging(verbose: bool) -> None:
-    """Ray's, Optuna's and MLflow's INFO lines off (warnings stay) unless `verbose`."""
+    """Ray's, Optuna's and MLflow's INFO lines off (warnings stay) unless `verbose`. MLflow sets its
+    loggers' level from MLFLOW_LOGGING_LEVEL when it is imported (later, on the first tracking call);
+    Ray's from ray.init's logging_level (uwav.sweep.tuner.start_ray)."""
+    import os
+
+    if not verbose:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     level = logging.INFO if verbose else logging.WARNING
     for name in ("ray", "ray.tune", "ray.train", "mlflow", "alembic", "optuna"):
         logging.getLogger(name).setLevel(level)
@@ -259,6 +275,8 @@ class SweepConsole(Callback):
 
     def _write(self, lines: list[str], block: list[str] | None = None) -> None:
         """Print permanent `lines`; in live mode redraw the running block under them."""
+        if self.mode == "off":
+            return
         out = self.stream
         live = self.mode == "live"
         if live and self._block_lines:
@@ -368,7 +386,7 @@ class SweepConsole(Callback):
 
     def on_experiment_end(self, trials, **info):
         self._start(trials)
-        if self.mode != "quiet":
+        if self.mode not in ("quiet", "off"):
             self._write([self.status_line()])
 
 

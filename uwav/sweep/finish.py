@@ -109,6 +109,29 @@ def _previous_gt(out_dir: Path) -> dict | None:
         return None
 
 
+def _earlier_results(out_dir: Path, seeds: list[int], top_k: int, reference: dict, trial_ids: list[str]
+                     ) -> dict | None:
+    """The report an earlier `train --best` wrote for exactly these runs (and logged to MLflow), else None:
+    running the command twice (`make demo` again) reuses it instead of training and logging it again."""
+    path = out_dir / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ranks = [c.get("trial_id") for c in report.get("configurations", []) if str(c.get("key", "")).startswith("rank")]
+    same_ref = {k: v for k, v in (report.get("reference") or {}).items() if k in ("choice", "source", "params")} == \
+        {k: v for k, v in reference.items() if k in ("choice", "source", "params")}
+    if (report.get("seeds") != seeds or report.get("top_k") != top_k or ranks != trial_ids or not same_ref
+            or not (report.get("mlflow") or {}).get("summary_run_id")):
+        return None
+    report["text"] = format_console(report)
+    report["files"] = [str(path), str(out_dir / "results.md")]
+    report["reused"] = True
+    return report
+
+
 def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, reference: str | None = None, data=None,
                 progress: bool = True, echo: Callable[[str], None] = print) -> dict:
     """Train the top-k configurations and the reference with `seeds` fresh seeds each, test each run once,
@@ -136,6 +159,12 @@ def finish_best(source: str | Path, seeds: int = 5, top_k: int = 1, reference: s
     final_seeds = seed_rules.fresh_seeds([s for group in used.values() for s in group], seeds)
     seed_line = seed_rules.describe(final_seeds, used)
     echo(seed_line)
+
+    earlier = _earlier_results(out_dir, final_seeds, top_k, ref_info, [row["trial_id"] for row, _ in ranked])
+    if earlier is not None:
+        echo(f"reusing the final results in {out_dir / 'results.json'}: the same configurations, reference and "
+             f"seeds were trained and tested before (delete {out_dir} to train them again)")
+        return earlier
 
     warnings = _data_warnings(base, ref_config) if ref_config is not None else []
     loaded: dict[tuple, tuple[Any, dict]] = {}

@@ -9,8 +9,13 @@ from __future__ import annotations
 from ray.tune import Callback
 
 from uwav import tracking
-from uwav.config import Config, flat_dict, with_overrides
+from uwav.config import Config, with_overrides
 from uwav.provenance import config_sha256, flat_tags
+from uwav.sweep.console import short_name, trial_number
+
+# Per-epoch report keys not logged as metrics: `objective` is val_<metric> again, `epoch` is the step
+# itself, `best_epoch` a derived fact (a param at the end).
+_NOT_METRICS = {"objective", "epoch", "best_epoch"}
 
 
 class SweepTracker(Callback):
@@ -21,9 +26,9 @@ class SweepTracker(Callback):
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, base: Config,
-                 searched: tuple[str, ...], provenance: dict | None = None):
+                 searched: tuple[str, ...], provenance: dict | None = None, digits: int = 2):
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
-        self.base, self.searched = base, tuple(searched)
+        self.base, self.searched, self.digits = base, tuple(searched), int(digits)
         # The sweep's provenance (uwav.provenance.run_provenance on the driver); each trial's run gets it
         # as tags, with its own config hash.
         self.provenance = dict(provenance or {})
@@ -56,18 +61,25 @@ class SweepTracker(Callback):
         if run is not None:
             tracking.reopen(self.mlflow, run)
             run_id = run.info.run_id
-            self._last_step[tid] = int(run.data.metrics.get("epoch", 0))
+            logged = self.mlflow.get_metric_history(run_id, "best_objective")
+            self._last_step[tid] = max((m.step for m in logged), default=0)
         else:
             config = self.trial_config(trial)
             provenance = flat_tags({**self.provenance, "config_sha256": config_sha256(config)})
-            run = self.mlflow.create_run(self.experiment_id, run_name=str(trial), tags={
+            # The counter first, so names differ in their first characters (the runs table cuts them).
+            name = short_name(trial_number(trial), tid, self.digits)
+            run = self.mlflow.create_run(self.experiment_id, run_name=name, tags={
                 tracking.PARENT_TAG: self.parent_run_id, tracking.TRIAL_TAG: tid, "uwav.kind": "trial",
                 "uwav.searched": ",".join(self.searched), **provenance})
             run_id = run.info.run_id
-            tracking.log_params(self.mlflow, run_id, flat_dict(config))
+            # Only what differs between trials; the constants are the parent's params (base_config.yaml).
+            tracking.log_params(self.mlflow, run_id, self.searched_values(trial))
             self._last_step[tid] = 0
         self._runs[tid] = run_id
         return run_id
+
+    def searched_values(self, trial) -> dict:
+        return {k: trial.config[k] for k in self.searched if k in trial.config}
 
     def on_trial_start(self, iteration, trials, trial, **info):
         run_id = self.run_id(trial)
@@ -83,8 +95,8 @@ class SweepTracker(Callback):
         self._last_step[trial.trial_id] = step
         if "precision" in result:  # the resolved train.precision (the params hold the requested one)
             self.mlflow.set_tag(run_id, "uwav.precision", str(result["precision"]))
-        values = {k: v for k, v in result.items()
-                  if k.startswith(tracking.METRIC_PREFIXES) or k in tracking.METRIC_KEYS or k == "epoch"}
+        values = {k: v for k, v in result.items() if k not in _NOT_METRICS
+                  and (k.startswith(tracking.METRIC_PREFIXES) or k in tracking.METRIC_KEYS)}
         pseudo = {k: v for k, v in values.items() if k.startswith("pseudo_")}
         tracking.log_metrics(self.mlflow, run_id, {k: v for k, v in values.items() if k not in pseudo}, step=step)
         if pseudo:
@@ -99,13 +111,25 @@ class SweepTracker(Callback):
         last = self._last.get(trial.trial_id) or trial.last_result or {}
         epochs = self.trial_config(trial).train.epochs
         reached = int(last.get("epoch", 0))
-        if "objective" in last:
-            tracking.log_metrics(self.mlflow, run_id, {"final_objective": last["objective"]}, step=reached)
-        self.mlflow.set_tag(run_id, "stopped_early", "true" if reached < epochs else "false")
+        stopped = "true" if reached < epochs else "false"
+        self._log_facts(run_id, last, stopped)
+        self.mlflow.set_tag(run_id, "stopped_early", stopped)
         self.mlflow.set_terminated(run_id, "FINISHED")
+
+    def _log_facts(self, run_id: str, last: dict, stopped: str | None) -> None:
+        """The derived facts as params (a column and a parallel-coordinates axis each); params are
+        write-once in MLflow, so ones already there (a trial completed before a resume) are kept."""
+        facts = {"epochs_trained": int(last.get("epoch", 0))}
+        if last.get("best_epoch") is not None:
+            facts["best_epoch"] = int(last["best_epoch"])
+        if stopped is not None:
+            facts["stopped_early"] = stopped
+        have = self.mlflow.get_run(run_id).data.params
+        tracking.log_params(self.mlflow, run_id, {k: v for k, v in facts.items() if k not in have})
 
     def on_trial_error(self, iteration, trials, trial, **info):
         run_id = self.run_id(trial)
+        self._log_facts(run_id, self._last.get(trial.trial_id) or trial.last_result or {}, None)
         error_file = getattr(trial, "error_file", None)
         if error_file:
             self.mlflow.set_tag(run_id, "uwav.error_file", str(error_file))

@@ -3,7 +3,9 @@
 `run_sweep` loads train + val once on the driver (never test), shares them with every trial through the
 object store, runs the Tuner with the MLflow callback (uwav.sweep.tracker), and writes into the
 experiment folder (<storage>/<name>/): sweep.json (settings, MLflow location), best_config.yaml and the
-leaderboard (uwav.sweep.results). `uwav train --best` is uwav.sweep.finish.
+leaderboard (uwav.sweep.results), the Optuna study optuna.db (uwav.sweep.study) and plots/
+(uwav.sweep.plots). The console is uwav.sweep.console (Tune's own reporter is off).
+`uwav train --best` is uwav.sweep.finish.
 """
 
 from __future__ import annotations
@@ -13,22 +15,35 @@ import json
 import os
 import secrets
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from uwav import tracking
+from uwav import mlflow_ui, tracking
 from uwav._env import quiet_library_defaults
-from uwav.config import dump_yaml
+from uwav.config import Config, dump_yaml, flat_dict, with_overrides
 from uwav.data.dataset import load_parser_data
 from uwav.errors import UwavError
 from uwav.fit import training_precision
 from uwav.io import read_yaml, write_json, write_text
 from uwav.provenance import flat_tags, run_provenance
+from uwav.sweep import console, plots, study
+from uwav.sweep.records import trial_records
 from uwav.sweep.reevaluate import reevaluate, rerank
 from uwav.sweep.repair import repair_lost_checkpoints
-from uwav.sweep.results import BEST_FILE, META_FILE, SweepOutcome, leaderboard, write_leaderboard
+from uwav.sweep.results import (
+    BEST_FILE,
+    META_FILE,
+    SweepOutcome,
+    finished_outcome,
+    is_finished,
+    leaderboard,
+    write_leaderboard,
+)
 from uwav.sweep.spec import SweepSpec, spec_summary
 from uwav.sweep.tracker import SweepTracker
 from uwav.sweep.trainable import sweep_trial
+
+PLOTS_DIR = "plots"
 
 # ---- Ray -----------------------------------------------------------------------------------------
 
@@ -51,6 +66,9 @@ def ray_environment(local: bool) -> None:
     # Snapshot the (small) experiment state every 2 s instead of Tune's >= 10 s, so a killed driver
     # loses at most that much bookkeeping (a trial completed just before the kill is not resumed).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # Tune's newer output engine prints its start box and a TensorBoard hint whatever `verbose` says; the
+    # older one prints nothing at verbose=0, and uwav.sweep.console prints the table instead.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     auth = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
     if local and not any(os.environ.get(k) for k in auth):
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
@@ -58,20 +76,24 @@ def ray_environment(local: bool) -> None:
             os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def start_ray(address: str | None, num_cpus: int | None = None, data_bytes: int = 0) -> bool:
-    """Connect to `address` or start a private local instance; True when this call started Ray."""
+def start_ray(address: str | None, num_cpus: int | None = None, data_bytes: int = 0, verbose: bool = False) -> bool:
+    """Connect to `address` or start a private local instance; True when this call started Ray.
+    Ray's INFO lines ("Started a local Ray instance", ...) only when `verbose`."""
+    import logging
+
     ray_environment(local=address is None)
     import ray
 
     if ray.is_initialized():
         return False
+    level = logging.INFO if verbose else logging.WARNING
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=level)
     else:
         # The store holds the shared data once plus small checkpoints in flight.
         store = max(256 << 20, 2 * data_bytes + (128 << 20))
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-                 object_store_memory=store, log_to_driver=False)
+                 object_store_memory=store, log_to_driver=False, logging_level=level)
     return True
 
 
@@ -93,6 +115,34 @@ def _first_provenance(meta_file: Path, provenance: dict) -> dict | None:
     return before
 
 
+@dataclass(frozen=True)
+class TargetEpochs:
+    """The epochs a full trial with these searched values trains (its train.epochs, at most ASHA's max_t).
+    Plain data: the console callback holding it is pickled into Tune's experiment state."""
+
+    base: Config
+    max_t: int | None
+
+    def __call__(self, params: dict) -> int:
+        epochs = with_overrides(self.base, dict(params), "<sweep trial>").train.epochs
+        return min(epochs, self.max_t) if self.max_t else epochs
+
+
+def target_epochs(spec: SweepSpec) -> TargetEpochs:
+    return TargetEpochs(spec.base, spec.asha.max_t if spec.asha.enabled else None)
+
+
+def sweep_console(spec: SweepSpec) -> console.SweepConsole:
+    space = [(p.key, p.type == "loguniform" or p.log) for p in spec.space]
+    target = target_epochs(spec)
+    return console.SweepConsole(space, target(dict()), spec.num_samples, epochs_of=target)
+
+
+def constant_params(spec: SweepSpec) -> dict:
+    """The base config's values that no trial changes: logged once, on the parent run."""
+    return {k: v for k, v in flat_dict(spec.base).items() if k not in spec.keys}
+
+
 def _tuner_parts(spec: SweepSpec, data, trainable):
     from ray import tune
 
@@ -101,7 +151,7 @@ def _tuner_parts(spec: SweepSpec, data, trainable):
     return tune.with_resources(fn, {"cpu": spec.cpu, "gpu": spec.gpu})
 
 
-def _new_tuner(spec: SweepSpec, trainable, callback, verbose: int):
+def _new_tuner(spec: SweepSpec, trainable, callbacks: list):
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -120,11 +170,12 @@ def _new_tuner(spec: SweepSpec, trainable, callback, verbose: int):
     scheduler = (ASHAScheduler(time_attr=a.time_attr, max_t=a.max_t, grace_period=a.grace_period,
                                reduction_factor=a.reduction_factor) if a.enabled else FIFOScheduler())
     run_config = tune.RunConfig(
-        name=spec.name, storage_path=str(spec.storage_path), callbacks=[callback],
+        name=spec.name, storage_path=str(spec.storage_path), callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         # Two kept: a driver killed between Ray deleting the oldest and saving its state leaves a state
         # naming a deleted checkpoint (uwav/sweep/repair.py puts it back on --resume from a newer one).
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=verbose)
+        # verbose=0: Tune's own table and per-result boxes off; uwav.sweep.console prints instead.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=0)
     # reuse_actors: a finished trial's worker process runs the next trial, so Python, torch and the
     # mapped data are set up once per worker rather than once per trial.
     tune_config = tune.TuneConfig(metric="best_objective", mode="max", search_alg=searcher,
@@ -133,8 +184,15 @@ def _new_tuner(spec: SweepSpec, trainable, callback, verbose: int):
 
 
 def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False, data=None,
-              trainable=None, verbose: int = 1, num_cpus: int | None = None) -> SweepOutcome:
-    """Run (or with `resume`, continue) the sweep; `data` and `trainable` are for tests and benchmarks."""
+              trainable=None, verbose: int = 1, num_cpus: int | None = None, quiet: bool = False,
+              stream=None) -> SweepOutcome:
+    """Run (or with `resume`, continue) the sweep; `data` and `trainable` are for tests and benchmarks.
+
+    A folder that already holds this sweep is reused when the sweep finished there (nothing runs; the
+    outcome says `reused`) and continued when it was interrupted, so `uwav sweep FILE` is idempotent.
+    Console (uwav.sweep.console, to `stream`, default stdout): verbose 0 nothing, 1 the compact table
+    (`quiet`: one line per finished trial), 2 also the libraries' INFO lines.
+    """
     ray_environment(local=address is None)  # before Ray is imported: it reads its settings at import
     from ray import tune
 
@@ -142,13 +200,19 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     restorable = exp_dir.is_dir() and tune.Tuner.can_restore(str(exp_dir))
     if resume and not restorable:
         raise UwavError(f"{spec.path}: nothing to resume in {exp_dir} (no Tune experiment state there)")
-    if not resume and restorable:
-        raise UwavError(f"{spec.path}: {exp_dir} already holds this sweep; continue it with --resume or "
-                        f"change name in the sweep file")
     saved = exp_dir / "sweep.yaml"
-    if resume and saved.is_file() and read_yaml(saved) != read_yaml(spec.path):
-        raise UwavError(f"{spec.path}: differs from the file this sweep started with ({saved}); --resume "
+    if restorable and saved.is_file() and read_yaml(saved) != read_yaml(spec.path):
+        raise UwavError(f"{spec.path}: differs from the file this sweep started with ({saved}); the folder "
                         f"continues the original search, so restore that file or start a sweep with a new name")
+    if restorable and not resume:
+        done = finished_outcome(spec)
+        if done is not None:
+            return done
+        resume = True  # interrupted before: continue it (what --resume does)
+        if verbose:
+            print(f"uwav sweep: {exp_dir} holds this sweep, interrupted; continuing it", file=stream or sys.stdout)
+    console.configure("off" if verbose == 0 else "quiet" if quiet else None, stream)
+    console.library_logging(verbose >= 2)
     if address is None:
         # Trials run on this machine: a bf16 they would refuse is refused now, before the data load. On a
         # cluster the workers' hardware is not this machine's; each trial checks before its first batch.
@@ -158,14 +222,18 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
     if "test" in data.splits:
         raise UwavError("run_sweep was given data with the test split; sweeps load train and val only")
 
-    started = start_ray(address, num_cpus=num_cpus, data_bytes=data.nbytes())
+    started = start_ray(address, num_cpus=num_cpus, data_bytes=data.nbytes(), verbose=verbose >= 2)
     exp_dir.mkdir(parents=True, exist_ok=True)
     write_text(exp_dir / "sweep.yaml", spec.path.read_text())
     write_text(exp_dir / "base_config.yaml", dump_yaml(spec.base))
     exp_id, parent = tracking.start_sweep(
-        spec.tracking_uri, spec.experiment, exp_dir, spec.name, spec_summary(spec),
+        spec.tracking_uri, spec.experiment, exp_dir, spec.name, {**spec_summary(spec), **constant_params(spec)},
         quality_file=Path(spec.base.logits_file).parent / "quality.json",
         files=(exp_dir / "sweep.yaml", exp_dir / "base_config.yaml"))
+    mlflow_ui.prepare_experiment(tracking.client(spec.tracking_uri), exp_id, mlflow_ui.sweep_view(
+        list(spec.keys) + ["epochs_trained", "stopped_early"],
+        ["best_objective", f"val_{spec.metric}", "loss_total"], "best_objective",
+        f"tags.`{tracking.PARENT_TAG}` = '{parent}' and tags.`uwav.kind` = 'trial'"))
     # Where the sweep's numbers come from; the trials' devices are the workers' (resources below).
     provenance = run_provenance(spec.base, "cuda" if spec.gpu > 0 else "cpu", data.meta)
     provenance["resources"] = {"cpu": spec.cpu, "gpu": spec.gpu}
@@ -186,11 +254,14 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
                 print(f"uwav sweep --resume: {line}", file=sys.stderr)
             tuner = tune.Tuner.restore(str(exp_dir), trainable=fn, resume_unfinished=True, resume_errored=True)
         else:
-            callback = SweepTracker(spec.tracking_uri, exp_id, parent, spec.base, spec.keys, provenance)
-            tuner = _new_tuner(spec, fn, callback, verbose)
+            digits = console.name_digits(spec.num_samples)
+            callbacks = [SweepTracker(spec.tracking_uri, exp_id, parent, spec.base, spec.keys, provenance, digits),
+                         sweep_console(spec)]
+            tuner = _new_tuner(spec, fn, callbacks)
         grid = tuner.fit()
         board = leaderboard(spec, grid)
-        finished = len(board) >= spec.num_samples and all(r["status"] != "unfinished" for r in board)
+        pictures = write_study_and_plots(spec, grid._experiment_analysis.trials)
+        finished = is_finished(board, spec.num_samples)
         done = [r for r in board if r["status"] != "error" and r["best_objective"] is not None]
         if not done:
             raise UwavError(f"{spec.path}: no trial finished an epoch; see the trial errors in {exp_dir}")
@@ -204,15 +275,16 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
         write_text(best_file, dump_yaml(spec.trial_config(best["params"])))
         files = write_leaderboard(exp_dir, board)
         tracking.drop_lost_trials(spec.tracking_uri, parent, {r["trial_id"] for r in board})
+        tracking.mark_best(spec.tracking_uri, parent, best["trial_id"])
         status = "FINISHED" if finished else "KILLED"
         tracking.finish_sweep(spec.tracking_uri, parent, status,
                               metrics={"best_objective": best["best_objective"], "trials": len(board),
                                        "stopped_early": sum(r["stopped_early"] for r in board)},
-                              tags={"best_trial_id": best["trial_id"]}, files=(best_file, *files))
+                              tags={"best_trial_id": best["trial_id"]}, files=(best_file, *files), plots=pictures)
         return SweepOutcome(experiment_dir=exp_dir, best_trial_id=best["trial_id"],
                             best_objective=best["best_objective"], best_params=best["params"],
                             best_config_file=best_file, leaderboard=board, tracking_uri=spec.tracking_uri,
-                            parent_run_id=parent, finished=finished)
+                            parent_run_id=parent, finished=finished, experiment_id=str(exp_id))
     except BaseException as err:
         status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
         tracking.finish_sweep(spec.tracking_uri, parent, status)
@@ -222,3 +294,13 @@ def run_sweep(spec: SweepSpec, address: str | None = None, resume: bool = False,
             import ray
 
             ray.shutdown()
+
+
+def write_study_and_plots(spec: SweepSpec, trials) -> tuple[Path, ...]:
+    """The Optuna study (<experiment>/optuna.db) and the plots (<experiment>/plots/) from Tune's records."""
+    records = trial_records(trials, spec.keys, target_epochs(spec), console.name_digits(spec.num_samples))
+    exp_dir = spec.experiment_dir
+    study.write_study(exp_dir / study.STUDY_FILE, spec.name, spec.space, records,
+                      attrs={"metric": f"val_{spec.metric}", "sweep_file": str(spec.path)})
+    loaded = study.load_study(exp_dir / study.STUDY_FILE, spec.name)
+    return plots.write_plots(exp_dir / PLOTS_DIR, records, spec.space, loaded, f"val {spec.metric}")
