@@ -5,7 +5,9 @@ random weights would cost minutes on 2 cores). Everything else (decoding, the CL
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,6 +25,19 @@ def _tiny_text_clap(checkpoint, tokenizer, audio_model, fusion, device, text_con
 
 
 run.load_clap = _tiny_text_clap
+
+# UWAV_TEST_DECODE_SECONDS: each decode takes at least that long, so a test's signal lands while videos
+# are still to come however fast the tiny models are and however late the test process gets the CPU.
+_decode_video, _decode_seconds = run.decode_video, float(os.environ.get("UWAV_TEST_DECODE_SECONDS", "0"))
+
+
+def _slow_decode(path, segments):
+    time.sleep(_decode_seconds)
+    return _decode_video(path, segments)
+
+
+if _decode_seconds > 0:
+    run.decode_video = _slow_decode
 
 if __name__ == "__main__":
     main(prog_name="uwav")
