@@ -89,8 +89,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=20000, help="first parser seed")
     ap.add_argument("--seeds", type=int, default=1, help="parser seeds per ablation row: seed, seed+1, ...")
-    ap.add_argument("--json", default="", help="also write the tables as JSON")
+    ap.add_argument("--json", default="", help="also write the tables as JSON (rewritten after every row)")
+    ap.add_argument("--rows", default="", help="ablation rows to train, 1-5 comma-separated (default all; the "
+                                               "paired table needs row 2, Soft)")
     args = ap.parse_args()
+    names = list(ABLATIONS)
+    try:
+        picked = [names[int(i) - 1] for i in args.rows.split(",")] if args.rows else names
+    except (ValueError, IndexError):
+        ap.error(f"--rows {args.rows!r}: give row numbers 1-{len(names)}, comma-separated")
     print_header("cpu")
     tmp = tempfile.TemporaryDirectory(prefix="uwav-bench-method-")
     data_root = Path(args.data) if args.data else Path(tmp.name) / "data"
@@ -131,7 +138,8 @@ def main() -> None:
     print(f"\nAblation (parser d 256, 2 layers, {args.epochs} epochs — REDUCED from 512 / 5 / 80; {which}; "
           f"test scores of the best val Seg Type@AV epoch)")
     print(header("config"))
-    for name, overrides in ABLATIONS.items():
+    for name in picked:
+        overrides = ABLATIONS[name]
         t0 = time.perf_counter()
         runs = []
         for seed in seeds:
@@ -141,11 +149,11 @@ def main() -> None:
         results[name] = runs
         mean = {n: float(np.mean([r["test"][n] for r in runs])) for n in METRIC_NAMES}
         epochs = ",".join(str(r["best_epoch"]) for r in runs)
-        print(row(name, mean) + f"   (best epoch {epochs}, {time.perf_counter() - t0:.0f}s)")
-    if len(seeds) > 1:
+        print(row(name, mean) + f"   (best epoch {epochs}, {time.perf_counter() - t0:.0f}s)", flush=True)
+        if args.json:  # after every row, so an interrupted run keeps what it measured
+            Path(args.json).write_text(json.dumps({"pseudo": report["rows"], "ablation": results}, indent=2))
+    if len(seeds) > 1 and "Soft" in results:
         print_seed_spread(results)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"pseudo": report["rows"], "ablation": results}, indent=2))
     tmp.cleanup()
 
 
