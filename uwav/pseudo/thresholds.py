@@ -52,6 +52,14 @@ def _code_cut(values: np.ndarray, labels: np.ndarray) -> float:
     return float((v[i] + below) / np.float32(2.0))
 
 
+def _sorted_pool(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The pooled items in stable ascending order (float64 values and labels), their count and the index
+    of the first finite value (the −∞ block comes first)."""
+    order = np.argsort(values, kind="stable")
+    v = values[order].astype(np.float64)
+    return v, labels[order].astype(np.float64), v.size, int(np.searchsorted(v, -np.inf, side="right"))
+
+
 def _finite_cut(values: np.ndarray, labels: np.ndarray) -> float:
     """θ maximising 2·TP/(P + predicted) over the cuts at or after the first finite value (uwav's rule before
     `pseudo.threshold_cuts` existed; still a choice).
@@ -62,11 +70,7 @@ def _finite_cut(values: np.ndarray, labels: np.ndarray) -> float:
     only when the block holds dense-GT positives). Cuts inside blocks of tied values are scored, in the
     stable order of the pooled items, as the code does.
     """
-    order = np.argsort(values, kind="stable")
-    v = values[order].astype(np.float64)
-    lab = labels[order].astype(np.float64)
-    n = v.size
-    first_finite = int(np.searchsorted(v, -np.inf, side="right"))
+    v, lab, n, first_finite = _sorted_pool(values, labels)
     if first_finite >= n:
         # No val video carries the class: nothing to fit, fall back to the weak label everywhere.
         return float("-inf")
@@ -88,11 +92,7 @@ def _realisable_cut(values: np.ndarray, labels: np.ndarray) -> float:
     of the block, which no θ does. F1 is exact in float64 (distinct ratios of counts below 2^26 stay
     distinct); the first maximiser (the lowest θ) wins. The result does not depend on the pooled order.
     """
-    order = np.argsort(values, kind="stable")
-    v = values[order].astype(np.float64)
-    lab = labels[order].astype(np.float64)
-    n = v.size
-    first_finite = int(np.searchsorted(v, -np.inf, side="right"))
+    v, lab, n, first_finite = _sorted_pool(values, labels)
     if first_finite >= n:
         return float("-inf")
     tp_all = np.cumsum(lab[::-1])[::-1]
