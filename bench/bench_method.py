@@ -39,7 +39,7 @@ from machine import print_header  # noqa: E402
 from uwav.config import config_from_dict, with_overrides  # noqa: E402
 from uwav.data.dataset import load_parser_data  # noqa: E402
 from uwav.fit import evaluate_split, fit
-from uwav.metrics import METRIC_NAMES, TITLES  # noqa: E402
+from uwav.metrics import METRIC_NAMES, SHORT_TITLES  # noqa: E402
 from uwav.pretrain import pretrain  # noqa: E402
 from uwav.pseudo.run import run_pseudo  # noqa: E402
 from uwav.runtime import resolve_device  # noqa: E402
@@ -55,11 +55,6 @@ ABLATIONS = {  # method.md §8 switches that give the rows of Table 4
 
 def row(label: str, scores: dict) -> str:
     return f"{label:<34}" + "".join(f"{scores[n]:10.2f}" for n in METRIC_NAMES)
-
-
-# Ten 10-character columns: the short forms of metrics.TITLES ("Segment Type@AV" -> "Seg Type").
-SHORT_TITLES = {n: TITLES[n].replace("Segment", "Seg").replace("Event ", "Ev ").replace("@AV", "")
-                .replace("Audio", "A").replace("Visual", "V") for n in METRIC_NAMES}
 
 
 def header(first: str) -> str:
